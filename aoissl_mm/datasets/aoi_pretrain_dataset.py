@@ -1,0 +1,41 @@
+"""Unlabelled 2-channel AOI images for self-supervised pretraining (mmpretrain)."""
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.dataset import BaseDataset
+from mmpretrain.registry import DATASETS
+
+from .io import find_buffer_pairs
+
+
+@DATASETS.register_module()
+class AOIPretrainDataset(BaseDataset):
+    """All ``<stem>_buffer0/1`` pairs below ``data_root/data_prefix`` (any depth).
+
+    Args:
+        data_root (str): Dataset root.
+        data_prefix (str | dict): Sub-folder holding the images, default
+            ``'pretrain'``; ``dict(img_path=...)`` is accepted too.
+        synthetic (dict, optional): Generate the synthetic benchmark into
+            ``data_root`` first when its ``data_prefix`` folder is missing.
+        **kwargs: See :class:`mmengine.dataset.BaseDataset`.
+    """
+
+    METAINFO = dict(classes=None)
+
+    def __init__(self,
+                 data_root: str = '',
+                 data_prefix='pretrain',
+                 synthetic: Optional[dict] = None,
+                 **kwargs) -> None:
+        if isinstance(data_prefix, str):
+            data_prefix = dict(img_path=data_prefix)
+        folder = osp.join(data_root, data_prefix.get('img_path', ''))
+        if synthetic is not None and not osp.isdir(folder):
+            from .synthetic import ensure_synthetic_aoi
+            ensure_synthetic_aoi(data_root, **synthetic)
+        super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        return [dict(img_path=p0, buffer_paths=(p0, p1))
+                for _, p0, p1 in find_buffer_pairs(self.data_prefix['img_path'], recursive=True)]

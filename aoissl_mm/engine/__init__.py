@@ -1,0 +1,2 @@
+"""Runner hooks."""
+from . import hooks  # noqa: F401

@@ -1,0 +1,4 @@
+"""Runner hooks."""
+from .time_budget_hook import TimeBudgetHook
+
+__all__ = ['TimeBudgetHook']

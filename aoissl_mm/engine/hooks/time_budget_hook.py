@@ -1,0 +1,123 @@
+"""Train for a fixed wall-clock budget with a time-driven warm-up + cosine schedule."""
+import math
+import time
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS
+
+_INFO_KEY = 'time_budget_elapsed_s'
+
+
+@HOOKS.register_module()
+class TimeBudgetHook(Hook):
+    """Give a run a wall-clock budget and anneal the learning rate over it.
+
+    The paper trains every model for the same 8 hours. Instead of guessing an
+    epoch count, this hook measures elapsed training time ``t`` and, before
+    every iteration, sets each parameter group's learning rate from the
+    elapsed share ``s = t / budget``::
+
+        s < w:   lr = base * (s / w)                              (linear warm-up)
+        s >= w:  lr = min_lr + (base - min_lr) * (1 + cos(pi * (s - w) / (1 - w))) / 2
+
+    where ``base`` is the group's own initial learning rate (so layer-wise
+    decay is kept). When ``s >= 1`` training stops, so every run ends
+    annealed. Time spent in validation is not counted. The elapsed time is
+    stored in the message hub and therefore survives ``--resume``.
+
+    Use it with ``IterBasedTrainLoop`` (``max_iters`` is then only an upper
+    bound) and no learning-rate ``param_scheduler``.
+
+    Args:
+        budget_s (float, optional): Budget in seconds.
+        budget_h (float, optional): Budget in hours (alternative to ``budget_s``).
+        warmup_share (float): Share of the budget spent warming up. Defaults to
+            0.05 (5 of 100 epochs, spec §7.3).
+        min_lr (float): Final learning rate. Defaults to 5e-7.
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self,
+                 budget_s: Optional[float] = None,
+                 budget_h: Optional[float] = None,
+                 warmup_share: float = 0.05,
+                 min_lr: float = 5e-7) -> None:
+        if (budget_s is None) == (budget_h is None):
+            raise ValueError('TimeBudgetHook: give exactly one of budget_s or budget_h')
+        self.budget_s = float(budget_s if budget_s is not None else budget_h * 3600.0)
+        if self.budget_s <= 0:
+            raise ValueError(f'TimeBudgetHook: the budget must be > 0 s, got {self.budget_s}')
+        if not 0.0 <= warmup_share < 1.0:
+            raise ValueError(f'TimeBudgetHook: warmup_share must be in [0, 1), got {warmup_share}')
+        self.warmup_share = warmup_share
+        self.min_lr = min_lr
+        self._elapsed = 0.0
+        self._tic: Optional[float] = None
+
+    # -- schedule ---------------------------------------------------------
+    def lr_factor(self, share: float, base_lr: float) -> float:
+        """The learning rate for a group whose initial LR is ``base_lr``."""
+        share = min(max(share, 0.0), 1.0)
+        w = self.warmup_share
+        if w > 0 and share < w:
+            return base_lr * share / w
+        progress = (share - w) / (1.0 - w)
+        return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    @property
+    def share(self) -> float:
+        running = time.perf_counter() - self._tic if self._tic is not None else 0.0
+        return (self._elapsed + running) / self.budget_s
+
+    def _optimizers(self, runner):
+        wrapper = runner.optim_wrapper
+        if hasattr(wrapper, 'optim_wrappers'):  # OptimWrapperDict
+            return [w.optimizer for w in wrapper.optim_wrappers.values()]
+        return [wrapper.optimizer]
+
+    # -- hook points --------------------------------------------------------
+    def before_train(self, runner) -> None:
+        self._elapsed = float(runner.message_hub.get_info(_INFO_KEY, 0.0))
+        for optimizer in self._optimizers(runner):
+            for group in optimizer.param_groups:
+                group.setdefault('initial_lr', group['lr'])
+        runner.logger.info(
+            f'TimeBudgetHook: budget {self.budget_s / 3600:.3f} h '
+            f'({self.budget_s:.0f} s), warm-up share {self.warmup_share}, '
+            f'{self._elapsed:.0f} s already spent')
+        self._tic = time.perf_counter()
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._tic is None:
+            self._tic = time.perf_counter()
+        share = self.share
+        for optimizer in self._optimizers(runner):
+            for group in optimizer.param_groups:
+                group['lr'] = self.lr_factor(share, group['initial_lr'])
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        share = self.share
+        runner.message_hub.update_info(_INFO_KEY, share * self.budget_s, resumed=True)
+        runner.message_hub.update_scalar('train/budget_share', min(share, 1.0))
+        if share >= 1.0 and not runner.train_loop.stop_training:
+            runner.logger.info(f'TimeBudgetHook: budget of {self.budget_s:.0f} s reached at '
+                               f'iteration {runner.iter + 1}; stopping (LR annealed to '
+                               f'{self.min_lr:g}).')
+            runner.train_loop.stop_training = True
+
+    def _pause(self) -> None:
+        if self._tic is not None:
+            self._elapsed += time.perf_counter() - self._tic
+            self._tic = None
+
+    def before_val(self, runner) -> None:
+        self._pause()
+
+    def after_val(self, runner) -> None:
+        self._tic = time.perf_counter()
+
+    def after_train(self, runner) -> None:
+        self._pause()
+

@@ -1,0 +1,4 @@
+"""Data preprocessors."""
+from .aoi_selfsup_data_preprocessor import AOISelfSupDataPreprocessor
+
+__all__ = ['AOISelfSupDataPreprocessor']

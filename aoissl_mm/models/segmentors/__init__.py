@@ -1,0 +1,1 @@
+"""Registered components (see the modules of this package)."""

@@ -1,0 +1,55 @@
+"""Install script for the ``aoissl_mm`` OpenMMLab plugin.
+
+The only non-standard logic is the choice between the full ``mmcv`` and
+``mmcv-lite``: both install the same ``mmcv`` Python package, so installing
+both breaks either.  When a full ``mmcv`` (with compiled ops) is already in the
+environment we keep it; otherwise we depend on ``mmcv-lite`` and
+``aoissl_mm.compat`` provides the two ops mmseg imports at module level.
+"""
+from importlib import metadata
+
+from setuptools import find_packages, setup
+
+
+def _mmcv_requirement() -> str:
+    try:
+        version = metadata.version('mmcv')
+    except metadata.PackageNotFoundError:
+        return 'mmcv-lite==2.1.0'
+    return f'mmcv=={version}' if version.startswith('2.1') else 'mmcv>=2.0.0rc4,<2.2.0'
+
+
+install_requires = [
+    'torch>=2.4',
+    'torchvision',
+    'mmengine==0.10.7',
+    _mmcv_requirement(),
+    'mmsegmentation==1.2.2',
+    'mmpretrain==1.2.0',
+    'faiss-cpu>=1.8',
+    'numpy',
+    'opencv-python',
+    'ftfy',
+    'regex',
+    'tqdm',
+    'prettytable',
+    'matplotlib',
+]
+
+setup(
+    name='aoissl_mm',
+    version='0.1.0',
+    description='AOI-SSL as an OpenMMLab plugin: 2-channel multi-label segmentation '
+    'of wire-bonded devices (mmseg + mmpretrain).',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=find_packages(include=['aoissl_mm', 'aoissl_mm.*']),
+    include_package_data=True,
+    install_requires=install_requires,
+    extras_require={
+        'test': ['pytest>=7', 'pytest-timeout'],
+        'gpu': ['faiss-gpu>=1.8'],
+    },
+    license='Apache-2.0',
+)
