@@ -6,17 +6,51 @@ both breaks either.  When a full ``mmcv`` (with compiled ops) is already in the
 environment we keep it; otherwise we depend on ``mmcv-lite`` and
 ``aoissl_mm.compat`` provides the two ops mmseg imports at module level.
 """
+import os
+import subprocess
+import sys
 from importlib import metadata
 
 from setuptools import find_packages, setup
 
 
-def _mmcv_requirement() -> str:
+def _installed_version(dist: str):
+    """Version of ``dist`` in the target environment, or None.
+
+    pip builds in an isolated environment that hides the target's
+    site-packages, so we also ask the target interpreter in a clean subprocess.
+    """
     try:
-        version = metadata.version('mmcv')
+        return metadata.version(dist)
     except metadata.PackageNotFoundError:
+        pass
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('PYTHONPATH', 'PYTHONNOUSERSITE', 'PYTHONHOME')}
+    code = ('import importlib.metadata as m, sys\n'
+            'try: print(m.version(sys.argv[1]))\n'
+            'except m.PackageNotFoundError: pass')
+    try:
+        out = subprocess.run([sys.executable, '-c', code, dist], env=env, cwd='/',
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def _mmcv_requirement() -> str:
+    version = _installed_version('mmcv')
+    if version is None:
         return 'mmcv-lite==2.1.0'
     return f'mmcv=={version}' if version.startswith('2.1') else 'mmcv>=2.0.0rc4,<2.2.0'
+
+
+def _faiss_requirement() -> str:
+    # faiss-cpu and faiss-gpu both install the ``faiss`` package: keep a GPU build
+    for dist in ('faiss-gpu', 'faiss-gpu-cu12', 'faiss-gpu-cu11'):
+        version = _installed_version(dist)
+        if version is not None:
+            return f'{dist}=={version}'
+    return 'faiss-cpu>=1.8'
 
 
 install_requires = [
@@ -26,7 +60,7 @@ install_requires = [
     _mmcv_requirement(),
     'mmsegmentation==1.2.2',
     'mmpretrain==1.2.0',
-    'faiss-cpu>=1.8',
+    _faiss_requirement(),
     'numpy',
     'opencv-python',
     'ftfy',

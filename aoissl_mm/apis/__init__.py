@@ -1,0 +1,10 @@
+"""Library functions behind the thin ``tools/`` scripts."""
+from .benchmark import benchmark_segmentor, write_json
+from .image_stats import compute_image_stats
+from .runner_setup import (check_config_keys, load_config, setup_test_cfg,
+                           setup_train_cfg)
+
+__all__ = [
+    'load_config', 'check_config_keys', 'setup_train_cfg', 'setup_test_cfg',
+    'benchmark_segmentor', 'write_json', 'compute_image_stats'
+]

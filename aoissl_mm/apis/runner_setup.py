@@ -1,0 +1,188 @@
+"""Turn command-line flags into an mmengine config, the way mmseg's tools do.
+
+The functions here are what ``tools/train.py`` and ``tools/test.py`` call; they
+add three things to mmseg's scripts: ``import aoissl_mm`` before anything is
+built, automatic AMP when CUDA is present, and early, clear errors for config
+keys that do not exist.
+"""
+import os.path as osp
+from typing import Iterable, Optional
+
+import torch
+from mmengine.config import Config
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config, apply ``--cfg-options`` and make sure ``aoissl_mm`` is imported."""
+    import aoissl_mm  # noqa: F401  (registers everything, applies the compat shims)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        check_config_keys(cfg, cfg_options.keys())
+        cfg.merge_from_dict(cfg_options)
+    imports = cfg.get('custom_imports', dict(imports=[]))
+    names = imports.get('imports', [])
+    names = [names] if isinstance(names, str) else list(names)
+    if 'aoissl_mm' not in names:
+        cfg.custom_imports = dict(imports=names + ['aoissl_mm'], allow_failed_imports=False)
+    return cfg
+
+
+def _accepted_args(type_name) -> Optional[set]:
+    """Constructor arguments of a registered type, or None if it takes **kwargs."""
+    import inspect
+
+    from mmengine.registry import Registry
+    from mmpretrain import registry as pre_reg
+    from mmseg import registry as seg_reg
+    if not isinstance(type_name, str):
+        cls = type_name
+    else:
+        name = type_name.split('.')[-1]
+        cls = None
+        for mod in (seg_reg, pre_reg):
+            for reg in vars(mod).values():
+                if isinstance(reg, Registry) and name in reg.module_dict:
+                    cls = reg.module_dict[name]
+                    break
+            if cls is not None:
+                break
+        if cls is None:
+            return None
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:
+    """Refuse ``--cfg-options`` keys that do not exist (``merge_from_dict`` would add them).
+
+    Every intermediate key must exist. A new leaf is accepted only inside a
+    dict whose registered ``type`` takes that argument (checked against the
+    constructor signature) or takes ``**kwargs``. The error names the key.
+    """
+    for key in keys:
+        parts = key.split('.')
+        node = cfg
+        for i, part in enumerate(parts):
+            where = '.'.join(parts[:i]) or 'the config'
+            if isinstance(node, (list, tuple)):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise KeyError(f'--cfg-options key {key!r}: {where} is a list of '
+                                   f'{len(node)} items; {part!r} is not a valid index')
+                node = node[int(part)]
+                continue
+            if not hasattr(node, 'keys'):
+                raise KeyError(f'--cfg-options key {key!r}: {where} is a '
+                               f'{type(node).__name__}, not a dict')
+            if part in node:
+                node = node[part]
+                continue
+            if i == len(parts) - 1 and i > 0:
+                accepted = _accepted_args(node['type']) if 'type' in node else None
+                if accepted is None or part in accepted:
+                    break
+                raise KeyError(f'--cfg-options key {key!r}: {node["type"]} has no argument '
+                               f'{part!r} (accepted: {", ".join(sorted(accepted))})')
+            near = ', '.join(sorted(map(str, node.keys()))[:30])
+            raise KeyError(f'--cfg-options key {key!r}: {part!r} is not a key of {where} '
+                           f'(keys: {near})')
+
+
+def _maybe_amp(cfg: Config, force_amp: bool) -> None:
+    want = force_amp or (cfg.get('amp_if_cuda', True) and torch.cuda.is_available())
+    if not want:
+        return
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        return
+    if wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+        raise ValueError(f"AMP needs optim_wrapper.type 'OptimWrapper', got {wrapper.type!r}")
+    wrapper.type = 'AmpOptimWrapper'
+    wrapper.setdefault('loss_scale', 'dynamic')
+    wrapper.setdefault('dtype', 'float16')
+
+
+def setup_train_cfg(cfg: Config,
+                    config_path: str,
+                    work_dir: Optional[str] = None,
+                    resume: Optional[str] = None,
+                    amp: bool = False,
+                    launcher: str = 'none') -> Config:
+    """Apply ``tools/train.py`` flags to ``cfg`` (mmseg's semantics).
+
+    Args:
+        cfg: The loaded config.
+        config_path: Its path (the default work dir is ``work_dirs/<stem>``).
+        work_dir: ``--work-dir``.
+        resume: ``--resume``: ``'auto'`` resumes from the latest checkpoint in
+            the work dir, a path resumes from that file.
+        amp: ``--amp`` (AMP is also switched on automatically when CUDA is
+            present, unless the config sets ``amp_if_cuda=False``).
+        launcher: ``--launcher``.
+    """
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    _maybe_amp(cfg, amp)
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def setup_test_cfg(cfg: Config,
+                   config_path: str,
+                   checkpoint: str,
+                   work_dir: Optional[str] = None,
+                   out: Optional[str] = None,
+                   show: bool = False,
+                   show_dir: Optional[str] = None,
+                   wait_time: float = 2.0,
+                   tta: bool = False,
+                   launcher: str = 'none') -> Config:
+    """Apply ``tools/test.py`` flags to ``cfg`` (mmseg's semantics).
+
+    ``--show-dir`` turns on the multi-label visualization hook and saves the
+    overlays there; ``--out`` writes bit-mask PNG predictions.
+    """
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    cfg.load_from = checkpoint
+    if show or show_dir:
+        hooks = cfg.get('default_hooks', {})
+        if 'visualization' not in hooks:
+            raise KeyError("--show/--show-dir need default_hooks.visualization "
+                           "(e.g. dict(type='MultiLabelVisualizationHook'))")
+        hooks.visualization.draw = True
+        if show:
+            hooks.visualization.show = True
+            hooks.visualization.wait_time = wait_time
+        if show_dir:
+            cfg.visualizer.save_dir = show_dir
+    if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise KeyError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if out is not None:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg

@@ -1,0 +1,20 @@
+# AdamW with layer-wise LR decay 0.75 (spec §7.3 REC): stem at the deepest decay, one
+# layer id per block, the head at the base LR; no weight decay on norms, biases,
+# position tables and tokens; gradient clipping 5.0. AMP is switched on by
+# tools/train.py when CUDA is present (amp_if_cuda in default_runtime.py).
+base_lr = 5e-4
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.95), weight_decay=0.05),
+    clip_grad=dict(max_norm=5.0, norm_type=2),
+    constructor='mmpretrain.LearningRateDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        layer_decay_rate=0.75,
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            'cls_token': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+        }))
