@@ -129,7 +129,8 @@ class AOIAugment(BaseTransform):
         sizes = tuple(blur_kernel_sizes)
         if not sizes or any(not isinstance(k, (int, np.integer)) or k <= 0 or k % 2 == 0
                             for k in sizes):
-            raise ValueError(f"'blur_kernel_sizes' must be positive odd ints, got {blur_kernel_sizes!r}")
+            raise ValueError("'blur_kernel_sizes' must be positive odd ints, got "
+                             f'{blur_kernel_sizes!r}')
         probs = tuple(float(p) for p in blur_kernel_probs)
         if len(probs) != len(sizes) or any(p < 0 for p in probs) or abs(sum(probs) - 1) > 1e-6:
             raise ValueError(f"'blur_kernel_probs' must be {len(sizes)} non-negative numbers "

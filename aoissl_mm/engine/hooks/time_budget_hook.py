@@ -1,10 +1,13 @@
 """Train for a fixed wall-clock budget with a time-driven warm-up + cosine schedule."""
 import math
+import os.path as osp
 import time
 from typing import Optional
 
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+
+from ...datasets.io import write_text
 
 _INFO_KEY = 'time_budget_elapsed_s'
 
@@ -119,5 +122,24 @@ class TimeBudgetHook(Hook):
         self._tic = time.perf_counter()
 
     def after_train(self, runner) -> None:
+        """After a budget stop: validate the final (annealed) model and save it.
+
+        The loop's own validation and ``CheckpointHook`` fire on fixed
+        intervals and at ``max_iters``, which a budget stop never reaches.
+        """
         self._pause()
+        if not self._stopped_by_budget(runner):
+            return
+        val_interval = getattr(runner.train_loop, 'val_interval', None)
+        if runner.val_loop is not None and val_interval and runner.iter % val_interval:
+            runner.val_loop.run()
+        filename = f'iter_{runner.iter}.pth'
+        runner.save_checkpoint(runner.work_dir, filename)
+        write_text(osp.join(runner.work_dir, 'last_checkpoint'),
+                   osp.join(runner.work_dir, filename))
+        runner.logger.info(f'TimeBudgetHook: saved the final model to '
+                           f'{osp.join(runner.work_dir, filename)}')
+
+    def _stopped_by_budget(self, runner) -> bool:
+        return bool(runner.train_loop.stop_training) and self.share >= 1.0
 

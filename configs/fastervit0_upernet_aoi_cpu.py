@@ -1,0 +1,20 @@
+# CPU recipe: FasterViT-0 + multi-label UPerNet on a 2-core machine in under 30 minutes
+# (256² crops, batch 4, 22-minute time budget, evaluation on the 512² centre crops).
+#   python tools/train.py configs/fastervit0_upernet_aoi_cpu.py
+_base_ = ['./fastervit0_upernet_aoi.py']
+crop_size = (256, 256)
+train_pipeline = [
+    dict(type='LoadAOIImage'),
+    dict(type='LoadMultiLabelAnnotations'),
+    dict(type='AOIAugment', n=3, pad_to=crop_size[0]),
+    dict(type='PositiveAnchoredRandomCrop', crop_size=crop_size, pos_prob=0.8),
+    dict(type='PackMultiLabelSegInputs'),
+]
+train_dataloader = dict(batch_size=4, num_workers=1, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=1)
+test_dataloader = dict(num_workers=1)
+train_cfg = dict(val_interval=300)
+custom_hooks = [dict(type='TimeBudgetHook', budget_s=22 * 60, warmup_share=0.05, min_lr=5e-7)]
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=300, max_keep_ckpts=1, save_last=True))
