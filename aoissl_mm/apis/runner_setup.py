@@ -49,13 +49,21 @@ def _accepted_args(type_name) -> Optional[set]:
                 break
         if cls is None:
             return None
-    try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind == p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params}
+    # follow **kwargs up the MRO (heads pass most arguments to BaseDecodeHead)
+    accepted = set()
+    for klass in getattr(cls, '__mro__', (cls, )):
+        if klass is object:
+            return None
+        if '__init__' not in vars(klass):
+            continue
+        try:
+            params = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        accepted |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return accepted
+    return None
 
 
 def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:

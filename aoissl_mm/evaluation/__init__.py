@@ -1,1 +1,4 @@
-"""Registered components (see the modules of this package)."""
+"""Evaluation metrics for multi-label (overlapping classes) segmentation."""
+from .multilabel_iou_metric import MultiLabelIoUMetric
+
+__all__ = ['MultiLabelIoUMetric']

@@ -1,1 +1,5 @@
-"""Registered components (see the modules of this package)."""
+"""Multi-label visualizer and the 2-channel visualization hook (mmseg registries)."""
+from .multilabel_seg_local_visualizer import MultiLabelSegLocalVisualizer, aoi_display_image
+from .multilabel_visualization_hook import MultiLabelVisualizationHook
+
+__all__ = ['MultiLabelSegLocalVisualizer', 'MultiLabelVisualizationHook', 'aoi_display_image']

@@ -1,0 +1,66 @@
+"""Library functions behind tools/: config flags, key checking, image statistics."""
+import json
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from aoissl_mm.apis import (check_config_keys, compute_image_stats, load_config,
+                            setup_test_cfg, setup_train_cfg, write_json)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FV_CFG = osp.join(ROOT, 'configs', 'fastervit0_upernet_aoi.py')
+
+
+def test_cfg_options_keys_are_checked():
+    cfg = load_config(FV_CFG)
+    # existing keys and constructor arguments that are not spelled out in the config
+    check_config_keys(cfg, ['model.decode_head.num_classes', 'train_dataloader.batch_size',
+                            'model.backbone.window_size', 'optim_wrapper.paramwise_cfg.foo'])
+    with pytest.raises(KeyError, match=r"'num_clases' is not a key of model.decode_head|"
+                                       r"has no argument 'num_clases'"):
+        check_config_keys(cfg, ['model.decode_head.num_clases'])
+    with pytest.raises(KeyError, match="'modle' is not a key of the config"):
+        check_config_keys(cfg, ['modle.backbone.arch'])
+    with pytest.raises(KeyError, match='FasterViT has no argument .depthz.'):
+        check_config_keys(cfg, ['model.backbone.depthz'])
+    with pytest.raises(KeyError, match='not a valid index'):
+        check_config_keys(cfg, ['train_dataloader.dataset.pipeline.9.type'])
+    with pytest.raises(KeyError, match="'typo' is not a key of the config"):
+        load_config(FV_CFG, {'typo': 1})
+
+
+def test_train_and_test_flags(tmp_path):
+    cfg = setup_train_cfg(load_config(FV_CFG), FV_CFG)
+    assert cfg.work_dir == osp.join('./work_dirs', 'fastervit0_upernet_aoi')
+    assert 'aoissl_mm' in cfg.custom_imports['imports']
+    cfg = setup_train_cfg(load_config(FV_CFG), FV_CFG, work_dir='w', resume='auto', amp=True)
+    assert cfg.resume is True and cfg.load_from is None
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        setup_train_cfg(load_config(FV_CFG), FV_CFG, resume='nope.pth')
+    ckpt = tmp_path / 'c.pth'
+    ckpt.write_bytes(b'x')
+    cfg = setup_test_cfg(load_config(FV_CFG), FV_CFG, str(ckpt), show_dir='vis', out='preds')
+    assert cfg.default_hooks.visualization.draw is True
+    assert cfg.default_hooks.visualization.type == 'MultiLabelVisualizationHook'
+    assert cfg.visualizer.save_dir == 'vis'
+    assert cfg.test_evaluator.output_dir == 'preds' and cfg.test_evaluator.keep_results
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        setup_test_cfg(load_config(FV_CFG), FV_CFG, str(tmp_path / 'missing.pth'))
+
+
+def test_image_stats_hand_computed(tmp_path):
+    # image a: buffer0 all 10, buffer1 all 0;  image b: buffer0 all 30, buffer1 all 40
+    for stem, v0, v1 in (('a', 10, 0), ('b', 30, 40)):
+        cv2.imwrite(str(tmp_path / f'{stem}_buffer0.png'), np.full((2, 3), v0, np.uint8))
+        cv2.imwrite(str(tmp_path / f'{stem}_buffer1.png'), np.full((2, 3), v1, np.uint8))
+    s = compute_image_stats(str(tmp_path), progress=False)
+    # 12 pixels per buffer: mean0 = 20, std0 = 10; mean1 = 20, std1 = 20
+    assert s['mean'] == [20.0, 20.0] and s['std'] == [10.0, 20.0] and s['pixels'] == 12
+    s = compute_image_stats(str(tmp_path), ignore_zero=True, progress=False)
+    assert s['pixels'] == 12  # buffer0 is never 0, so no pixel is black in both
+    out = str(tmp_path / 'o' / 's.json')
+    write_json(out, s)
+    assert json.load(open(out))['std'] == [10.0, 20.0]
