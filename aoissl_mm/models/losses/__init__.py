@@ -1,1 +1,11 @@
-"""Registered components (see the modules of this package)."""
+"""Multi-label segmentation losses (registered in ``mmseg.registry.MODELS``).
+
+Sigmoid BCE averaged over valid elements needs no plugin class: use mmseg's
+``dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True)``,
+which masks ``ignore_index`` element-wise when logits and targets are both
+(N, C, H, W).
+"""
+from .multilabel_dice_loss import MultiLabelDiceLoss
+from .multilabel_jaccard_loss import MultiLabelJaccardLoss
+
+__all__ = ['MultiLabelDiceLoss', 'MultiLabelJaccardLoss']

@@ -1,1 +1,4 @@
-"""Registered components (see the modules of this package)."""
+"""Multi-label segmentors (registered in ``mmseg.registry.MODELS``)."""
+from .multilabel_encoder_decoder import MultiLabelEncoderDecoder
+
+__all__ = ['MultiLabelEncoderDecoder']
