@@ -28,7 +28,7 @@ import os
 import sys
 import types
 import warnings
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,189 @@
+"""Loading pre-trained (self-supervised) weights into the AOI backbones.
+
+Unregistered helpers shared by :class:`FasterViT` and :class:`AOIViT`:
+
+* :func:`load_backbone_weights` reads a checkpoint with the weights-only loader
+  of :func:`aoissl_mm.compat.safe_torch_load`, finds the backbone's tensors in
+  it (raw state dict, mmengine checkpoint, ``backbone.``/``encoder.`` prefixes),
+  refuses checkpoints of another architecture with a message naming the
+  mismatching keys, and reports what was loaded.
+* :func:`init_backbone_weights` implements ``init_weights()`` for an mmengine
+  ``init_cfg`` that may contain ``dict(type='Pretrained', checkpoint=...,
+  prefix=...)``; mmengine's ``PretrainedInit`` is deliberately not used (it
+  loads non-strictly and silently).
+"""
+import logging
+from collections.abc import Mapping
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmengine.logging import MMLogger, print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import initialize
+from torch import nn
+
+from aoissl_mm.compat import safe_torch_load
+
+__all__ = ['extract_state_dict', 'load_backbone_weights', 'init_backbone_weights']
+
+# container keys under which checkpoints store their weights, tried in order
+_CONTAINER_KEYS = ('state_dict', 'model', 'module')
+# prefixes tried after the caller's prefix; '' = a raw backbone state dict
+_FALLBACK_PREFIXES = ('backbone.', 'encoder.', '')
+
+
+def extract_state_dict(checkpoint: object, path: str) -> Dict[str, torch.Tensor]:
+    """Return the tensor mapping held by a loaded checkpoint.
+
+    Args:
+        checkpoint (object): What :func:`torch.load` returned.
+        path (str): The file it came from (for error messages).
+
+    Returns:
+        Dict[str, torch.Tensor]: The tensors of the checkpoint, by name.
+
+    Raises:
+        TypeError: The checkpoint holds no mapping of names to tensors.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise TypeError(f'checkpoint {path!r}: expected a state dict or a dict with a '
+                        f"'state_dict' entry, got {type(checkpoint).__name__}")
+    state = checkpoint
+    for key in _CONTAINER_KEYS:
+        inner = checkpoint.get(key)
+        if isinstance(inner, Mapping):
+            state = inner
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and torch.is_tensor(v)}
+    if not tensors:
+        raise TypeError(f'checkpoint {path!r} holds no tensors (top-level keys: '
+                        f'{sorted(map(str, checkpoint.keys()))[:10]})')
+    return tensors
+
+
+def _strip(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    if not prefix:
+        return dict(state)
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_backbone_weights(
+        module: nn.Module,
+        path: str,
+        prefix: str = 'backbone.',
+        logger: Optional[Union[logging.Logger, str]] = None
+) -> Tuple[List[str], List[str], List[str]]:
+    """Load the backbone tensors of a checkpoint into ``module``.
+
+    The checkpoint may be a raw state dict or an mmengine/Lightning checkpoint
+    (``{'state_dict': ...}``). Its keys are stripped of ``prefix``; the
+    prefixes ``'backbone.'``, ``'encoder.'`` and ``''`` (no prefix) are tried
+    too, and the one matching most of the module's keys wins. If ``module``
+    has a ``convert_checkpoint(state_dict)`` method it is applied to the
+    stripped dict first (AOIViT uses it to resize a position table).
+
+    Args:
+        module (nn.Module): The backbone to load into.
+        path (str): Checkpoint file; read weights-only.
+        prefix (str): Prefix of the backbone keys in the checkpoint.
+            Defaults to ``'backbone.'``.
+        logger (logging.Logger | str, optional): Logger for the summary
+            line; defaults to mmengine's current :class:`MMLogger`.
+
+    Returns:
+        Tuple[List[str], List[str], List[str]]: ``(loaded, missing,
+        unexpected)`` key names: tensors copied into the module, module
+        tensors absent from the checkpoint, and checkpoint tensors (after
+        prefix stripping) the module does not have.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        RuntimeError: The file is not a weights-only checkpoint, or none of
+            its keys matches the module under any tried prefix.
+        ValueError: Some keys match but their shapes differ (a checkpoint of
+            another architecture); every such key is named with the expected
+            and found shapes.
+    """
+    checkpoint = safe_torch_load(path, map_location='cpu')
+    state = extract_state_dict(checkpoint, path)
+    own = module.state_dict()
+
+    prefixes: List[str] = []
+    for p in (prefix, *_FALLBACK_PREFIXES):
+        if p not in prefixes:
+            prefixes.append(p)
+    best_prefix, best, best_hits = prefixes[0], {}, 0
+    for p in prefixes:
+        candidate = _strip(state, p)
+        hits = sum(1 for k in candidate if k in own)
+        if hits > best_hits:
+            best_prefix, best, best_hits = p, candidate, hits
+    name = type(module).__name__
+    if best_hits == 0:
+        raise RuntimeError(
+            f'no tensor of checkpoint {path!r} matches a parameter of {name} '
+            f'(tried key prefixes {prefixes}); checkpoint keys look like '
+            f'{sorted(state)[:5]}, {name} expects e.g. {list(own)[:5]}')
+
+    convert = getattr(module, 'convert_checkpoint', None)
+    if callable(convert):
+        best = convert(best)
+
+    mismatched = [f'{k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}'
+                  for k, v in best.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(
+            f'checkpoint {path!r} does not fit {name} (key prefix {best_prefix!r}); '
+            f'shape mismatch for {len(mismatched)} tensor(s): ' + '; '.join(mismatched))
+
+    matched = {k: v for k, v in best.items() if k in own}
+    module.load_state_dict(matched, strict=False)
+    loaded = sorted(matched)
+    missing = sorted(k for k in own if k not in matched)
+    unexpected = sorted(k for k in best if k not in own)
+
+    log = logger if logger is not None else MMLogger.get_current_instance()
+    print_log(f'loaded {len(loaded)}/{len(own)} backbone parameter tensors from {path}',
+              logger=log, level=logging.INFO)
+    if missing:
+        print_log(f'{name}: {len(missing)} tensor(s) not in {path}, left as initialised: '
+                  f'{missing}', logger=log, level=logging.WARNING)
+    if unexpected:
+        print_log(f'{name}: ignored {len(unexpected)} checkpoint tensor(s) with prefix '
+                  f'{best_prefix!r}: {unexpected[:20]}', logger=log, level=logging.WARNING)
+    return loaded, missing, unexpected
+
+
+def init_backbone_weights(module: BaseModule,
+                          init_cfg: Union[dict, Sequence[dict], None]) -> None:
+    """``init_weights()`` body for the AOI backbones.
+
+    Non-``Pretrained`` entries go through mmengine's :func:`initialize`;
+    ``dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')`` entries
+    are then loaded with :func:`load_backbone_weights` (so the checkpoint
+    overrides any other initialiser).
+
+    Args:
+        module (BaseModule): The backbone.
+        init_cfg (dict | Sequence[dict] | None): Its ``init_cfg``.
+
+    Raises:
+        ValueError: A ``Pretrained`` entry without ``checkpoint``, or an
+            entry that is not a dict with a ``type``.
+    """
+    if init_cfg is None:
+        return
+    cfgs = [init_cfg] if isinstance(init_cfg, Mapping) else list(init_cfg)
+    pretrained, others = [], []
+    for cfg in cfgs:
+        if not isinstance(cfg, Mapping) or 'type' not in cfg:
+            raise ValueError(f'{type(module).__name__}: every init_cfg entry must be a dict '
+                             f"with a 'type', got {cfg!r}")
+        (pretrained if cfg['type'] == 'Pretrained' else others).append(dict(cfg))
+    if others:
+        initialize(module, others)
+    for cfg in pretrained:
+        if not cfg.get('checkpoint'):
+            raise ValueError(f"{type(module).__name__}: init_cfg type='Pretrained' needs "
+                             f"'checkpoint', got {cfg!r}")
+        load_backbone_weights(module, cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
