@@ -7,9 +7,8 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='MultiLabelSegLocalVisualizer', vis_backends=vis_backends, name='visualizer',
-    alpha=0.4)
+# no fixed ``name``: each runner gets its own visualizer instance (named after the run)
+visualizer = dict(type='MultiLabelSegLocalVisualizer', vis_backends=vis_backends, alpha=0.4)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None

@@ -18,7 +18,10 @@ class PadCenterCrop(BaseTransform):
     ``seg_fields`` get the same padding (``seg_pad_val``) and crop.
 
     Required keys: ``img``. Optional: ``seg_fields``.
-    Modified keys: ``img``, ``img_shape``, every key in ``seg_fields``.
+    Modified keys: ``img``, ``img_shape``, ``ori_shape``, every key in
+    ``seg_fields``. The crop becomes the evaluated image: ``ori_shape`` is set
+    to the crop size so that predictions are compared with the cropped masks
+    (``crop_bbox`` records where the crop lies).
     Added keys: ``crop_bbox`` = ``(y0, y1, x0, x1)`` in the padded image.
 
     Args:
@@ -48,6 +51,7 @@ class PadCenterCrop(BaseTransform):
             mask, _ = F.pad_center(results[key], self.size, self.seg_pad_val)
             results[key] = F.crop(mask, bbox)
         results['img_shape'] = results['img'].shape[:2]
+        results['ori_shape'] = results['img'].shape[:2]
         results['crop_bbox'] = bbox
         return results
 

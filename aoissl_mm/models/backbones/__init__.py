@@ -1,6 +1,7 @@
 """Backbones shared by mmseg and mmpretrain: FasterViT-0 and ViT-Tiny (2-channel)."""
 from .aoi_vit import AOIViT
 from .fastervit import FasterViT
+from .multi_channel_mobilenet_v3 import MultiChannelMobileNetV3
 from .pretrained import load_backbone_weights
 
-__all__ = ['AOIViT', 'FasterViT', 'load_backbone_weights']
+__all__ = ['AOIViT', 'FasterViT', 'MultiChannelMobileNetV3', 'load_backbone_weights']
