@@ -15,7 +15,7 @@ val_dataloader = dict(num_workers=1)
 test_dataloader = dict(num_workers=1)
 train_cfg = dict(val_interval=300)
 # Trained from scratch here (no SSL checkpoint): layer-wise decay is a fine-tuning device and
-# would leave the stem at 0.75^17 of the 8e-4, so the CPU recipe switches it off.
+# would leave the stem at 0.75^17 of the LR, so the CPU recipe switches it off.
 optim_wrapper = dict(optimizer=dict(lr=8e-4), paramwise_cfg=dict(layer_decay_rate=1.0))
 custom_hooks = [dict(type='TimeBudgetHook', budget_s=22 * 60, warmup_share=0.05, min_lr=5e-7)]
 default_hooks = dict(

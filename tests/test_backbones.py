@@ -517,3 +517,15 @@ def test_mask_tokens_receive_gradients(fvit):
     out['x_norm_clstoken'].pow(2).sum().backward()
     assert fvit.mask_token.grad.abs().sum() > 0
     fvit.zero_grad(set_to_none=True)
+
+
+def test_aoivit_outputs_follow_out_indices_order():
+    torch.manual_seed(0)
+    a = AOIViT(img_size=32, out_indices=(2, 5)).eval()
+    b = AOIViT(img_size=32, out_indices=(5, 2)).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 2, 32, 32)
+    with torch.no_grad():
+        oa, ob = a(x), b(x)
+    assert torch.allclose(oa[0], ob[1]) and torch.allclose(oa[1], ob[0])
+    assert not torch.allclose(oa[0], oa[1])

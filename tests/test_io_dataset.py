@@ -245,3 +245,54 @@ def test_pack_refuses_single_label_map():
     with pytest.raises(ValueError, match='multi-label'):
         PackMultiLabelSegInputs().transform(dict(img=np.zeros((4, 4, 2), np.uint8),
                                                  gt_seg_map=np.zeros((4, 4), np.uint8)))
+
+
+def test_independent_layout_through_the_config_training_pipeline(tmp_path, seg_scope):
+    """The shipped training pipeline, unchanged, keeps overlapping classes end to end."""
+    from mmengine.config import Config
+    root = str(tmp_path)
+    _, _, mask = _write_sample(root, 'train', 'dev_000', h=48, w=64, seed=4)
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                                   'configs', '_base_', 'datasets', 'aoi_synthetic.py'))
+    ds = AOIDataset(data_root=root, pipeline=cfg.train_pipeline,
+                    data_prefix=dict(img_path='images/train', seg_map_path='labels/train'))
+    np.random.seed(0)
+    overlap_seen = 0
+    for _ in range(6):
+        out = ds[0]
+        gt = out['data_samples'].gt_sem_seg.data
+        assert out['inputs'].shape == (2, 512, 512) and gt.shape == (4, 512, 512)
+        assert set(torch.unique(gt).tolist()) <= {0, 1}
+        # the padded image is all zero outside the content, and so is the mask
+        assert int(gt.sum()) > 0
+        overlap_seen += int(((gt[0] & gt[1]) > 0).any())
+        # every label pixel lies on non-black image content (mask and image aligned);
+        # channel 0 of the test image is random but the black padding is exactly 0
+        content = (out['inputs'][0] > 0) | (out['inputs'][1] > 0)
+        assert bool(content[gt.any(0).bool()].float().mean() > 0.97)
+    assert overlap_seen >= 3  # wire-over-ball overlaps survive augmentation and cropping
+
+
+def test_npy_fractional_values_refused(tmp_path):
+    p = str(tmp_path / 'f.npy')
+    arr = np.zeros((2, 2, 4), np.float32)
+    arr[0, 0, 1] = 0.5
+    np.save(p, arr)
+    with pytest.raises(AOIDataError, match=r'f\.npy has values outside \{0, 1\} \(e\.g\. \[0\.5\]'):
+        read_multilabel_mask(p, 4)
+
+
+def test_synthetic_generated_only_into_its_own_root(tmp_path, monkeypatch):
+    from aoissl_mm.datasets import synthetic
+    calls = []
+    monkeypatch.setattr(synthetic, 'ensure_synthetic_aoi', lambda root, **kw: calls.append((root, kw)))
+    own = str(tmp_path / 'synthetic_aoi')
+    with pytest.raises(AOIDataError):  # the monkeypatched generator wrote nothing
+        AOIDataset(data_root=own, synthetic=dict(data_root=own, seed=3))
+    assert calls == [(own, dict(seed=3))]
+    typo = str(tmp_path / 'my_dta')
+    with pytest.raises(AOIDataError, match='image folder not found: .*my_dta/images/train'):
+        AOIDataset(data_root=typo, synthetic=dict(data_root=own, seed=3))
+    assert len(calls) == 1  # never generated into a user's (mistyped) data root
+    with pytest.raises(KeyError, match="'synthetic' needs 'data_root'"):
+        AOIDataset(data_root=own, synthetic=dict(seed=3))

@@ -33,7 +33,7 @@ def _groups(config, lr):
 
 def _no_decay(name, shape_ndim):
     return (shape_ndim == 1 or name.endswith('.bias') or any(
-        k in name for k in ('cls_token', 'pos_embed', 'mask_token', 'pos_mlp', 'cpb_mlp')))
+        k in name for k in ('cls_token', 'pos_embed', 'mask_token')))
 
 
 def _fastervit_layer(name):

@@ -46,7 +46,6 @@ def benchmark_segmentor(cfg,
         dict: ``crops_per_s``, ``s_per_batch``, ``peak_mem_mib`` and the settings.
     """
     from mmengine.registry import DefaultScope
-    from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
 
@@ -55,7 +54,8 @@ def benchmark_segmentor(cfg,
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
         model = MODELS.build(cfg.model)
     if checkpoint:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        from .checkpoints import check_checkpoint_matches
+        model.load_state_dict(check_checkpoint_matches(model, checkpoint))
     model.to(device).eval()
     in_ch = len(cfg.model.data_preprocessor.get('mean') or [0, 0])
     h, w = crop_size

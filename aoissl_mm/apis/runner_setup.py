@@ -101,6 +101,29 @@ def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:
                            f'(keys: {near})')
 
 
+def check_num_classes(cfg: Config) -> None:
+    """``model.decode_head.num_classes`` must equal the datasets' number of classes."""
+    from mmseg.registry import DATASETS
+    head = cfg.model.get('decode_head') if 'model' in cfg else None
+    if not head or 'num_classes' not in head:
+        return
+    num_classes = head['num_classes']
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader or 'dataset' not in loader:
+            continue
+        dataset = loader['dataset']
+        classes = (dataset.get('metainfo') or {}).get('classes')
+        if classes is None:
+            dataset_cls = DATASETS.get(dataset.get('type', ''))
+            classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
+        if classes is not None and len(classes) != num_classes:
+            raise ValueError(
+                f'model.decode_head.num_classes = {num_classes} but '
+                f'{split}_dataloader.dataset has {len(classes)} classes {tuple(classes)}; '
+                f'set num_classes (and out_channels, class_names) to match the dataset')
+
+
 def _maybe_amp(cfg: Config, force_amp: bool) -> None:
     want = force_amp or (cfg.get('amp_if_cuda', True) and torch.cuda.is_available())
     if not want:
@@ -133,6 +156,7 @@ def setup_train_cfg(cfg: Config,
             present, unless the config sets ``amp_if_cuda=False``).
         launcher: ``--launcher``.
     """
+    check_num_classes(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -165,6 +189,7 @@ def setup_test_cfg(cfg: Config,
     ``--show-dir`` turns on the multi-label visualization hook and saves the
     overlays there; ``--out`` writes bit-mask PNG predictions.
     """
+    check_num_classes(cfg)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir

@@ -7,6 +7,23 @@ from mmseg.registry import DATASETS
 
 from .io import AOIDataError, find_buffer_pairs, find_label_file
 
+def maybe_generate_synthetic(data_root: Optional[str], synthetic: Optional[dict],
+                             marker: str) -> None:
+    """Generate the synthetic benchmark if ``data_root`` is its root and is empty."""
+    if synthetic is None or not data_root:
+        return
+    synthetic = dict(synthetic)
+    if 'data_root' not in synthetic:
+        raise KeyError("'synthetic' needs 'data_root' (the folder the synthetic benchmark "
+                       "is generated into)")
+    root = synthetic.pop('data_root')
+    if osp.normpath(root) != osp.normpath(data_root):
+        return
+    if not osp.isdir(osp.join(data_root, marker)):
+        from .synthetic import ensure_synthetic_aoi
+        ensure_synthetic_aoi(data_root, **synthetic)
+
+
 AOI_CLASSES = ('wire', 'ball', 'wedge', 'epoxy')
 AOI_PALETTE = [[230, 25, 75], [255, 225, 25], [60, 180, 255], [60, 220, 75]]
 
@@ -27,10 +44,12 @@ class AOIDataset(BaseSegDataset):
     Args:
         data_prefix (dict): ``img_path`` and ``seg_map_path`` folders, e.g.
             ``dict(img_path='images/train', seg_map_path='labels/train')``.
-        synthetic (dict, optional): If given and ``data_root`` holds no
-            ``images`` folder yet, the embedded synthetic benchmark is generated
-            there first with these keyword arguments
-            (:func:`aoissl_mm.datasets.synthetic.ensure_synthetic_aoi`).
+        synthetic (dict, optional): ``dict(data_root=..., **generator_kwargs)``.
+            When ``data_root`` is that synthetic root and holds no ``images``
+            folder yet, the embedded synthetic benchmark is generated there
+            first (:func:`aoissl_mm.datasets.synthetic.ensure_synthetic_aoi`).
+            Any other ``data_root`` (your own data, or a typo) is never
+            generated into: a missing folder is an error.
         **kwargs: See :class:`mmseg.datasets.BaseSegDataset`. ``metainfo`` may
             override ``classes`` (up to 8 for bit-mask PNG labels) and
             ``palette``.
@@ -42,10 +61,7 @@ class AOIDataset(BaseSegDataset):
                  data_prefix: dict = dict(img_path='images/train', seg_map_path='labels/train'),
                  synthetic: Optional[dict] = None,
                  **kwargs) -> None:
-        data_root = kwargs.get('data_root')
-        if synthetic is not None and data_root and not osp.isdir(osp.join(data_root, 'images')):
-            from .synthetic import ensure_synthetic_aoi
-            ensure_synthetic_aoi(data_root, **synthetic)
+        maybe_generate_synthetic(kwargs.get('data_root'), synthetic, 'images')
         super().__init__(data_prefix=data_prefix, img_suffix='', seg_map_suffix='', **kwargs)
 
     def _generate_palette(self) -> list:

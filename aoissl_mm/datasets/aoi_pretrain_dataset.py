@@ -1,10 +1,10 @@
 """Unlabelled 2-channel AOI images for self-supervised pretraining (mmpretrain)."""
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .aoi_dataset import maybe_generate_synthetic
 from .io import find_buffer_pairs
 
 
@@ -16,8 +16,9 @@ class AOIPretrainDataset(BaseDataset):
         data_root (str): Dataset root.
         data_prefix (str | dict): Sub-folder holding the images, default
             ``'pretrain'``; ``dict(img_path=...)`` is accepted too.
-        synthetic (dict, optional): Generate the synthetic benchmark into
-            ``data_root`` first when its ``data_prefix`` folder is missing.
+        synthetic (dict, optional): ``dict(data_root=..., **generator_kwargs)``:
+            generate the synthetic benchmark first when ``data_root`` is that
+            root and its ``data_prefix`` folder is missing (see AOIDataset).
         **kwargs: See :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -30,10 +31,7 @@ class AOIPretrainDataset(BaseDataset):
                  **kwargs) -> None:
         if isinstance(data_prefix, str):
             data_prefix = dict(img_path=data_prefix)
-        folder = osp.join(data_root, data_prefix.get('img_path', ''))
-        if synthetic is not None and not osp.isdir(folder):
-            from .synthetic import ensure_synthetic_aoi
-            ensure_synthetic_aoi(data_root, **synthetic)
+        maybe_generate_synthetic(data_root, synthetic, data_prefix.get('img_path', ''))
         super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
 
     def load_data_list(self) -> List[dict]:

@@ -241,9 +241,10 @@ def read_multilabel_mask(path: str,
         if arr.ndim != 3 or arr.shape[2] != num_classes:
             raise AOIDataError(f'label {path} has shape {arr.shape}; expected H x W x '
                                f'{num_classes} (one 0/1 channel per class)')
-        if arr.size and (arr.min() < 0 or arr.max() > 1):
-            raise AOIDataError(f'label {path} has values outside {{0, 1}} '
-                               f'(min {arr.min()}, max {arr.max()})')
+        bad = ~np.isin(arr, (0, 1))
+        if bad.any():
+            raise AOIDataError(f'label {path} has values outside {{0, 1}} (e.g. '
+                               f'{np.unique(arr[bad])[:5].tolist()}); expected 0/1 per class')
         mask = arr.astype(np.uint8)
     elif ext == '.png':
         bits = read_image(path)

@@ -4,6 +4,8 @@ import os.path as osp
 import time
 from typing import Optional
 
+import torch
+from mmengine.dist import broadcast, get_comm_device, get_world_size
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
@@ -58,6 +60,7 @@ class TimeBudgetHook(Hook):
         self.min_lr = min_lr
         self._elapsed = 0.0
         self._tic: Optional[float] = None
+        self._last_share = 0.0
 
     # -- schedule ---------------------------------------------------------
     def lr_factor(self, share: float, base_lr: float) -> float:
@@ -71,8 +74,14 @@ class TimeBudgetHook(Hook):
 
     @property
     def share(self) -> float:
+        """Elapsed share of the budget, identical on every rank (rank 0's clock)."""
         running = time.perf_counter() - self._tic if self._tic is not None else 0.0
-        return (self._elapsed + running) / self.budget_s
+        share = (self._elapsed + running) / self.budget_s
+        if get_world_size() > 1:  # one clock for all ranks: same LR, same stop iteration
+            value = torch.tensor([share], dtype=torch.float64, device=get_comm_device())
+            broadcast(value, src=0)
+            share = float(value.item())
+        return share
 
     def _optimizers(self, runner):
         wrapper = runner.optim_wrapper
@@ -102,6 +111,7 @@ class TimeBudgetHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         share = self.share
+        self._last_share = share
         runner.message_hub.update_info(_INFO_KEY, share * self.budget_s, resumed=True)
         runner.message_hub.update_scalar('train/budget_share', min(share, 1.0))
         if share >= 1.0 and not runner.train_loop.stop_training:
@@ -141,5 +151,5 @@ class TimeBudgetHook(Hook):
                            f'{osp.join(runner.work_dir, filename)}')
 
     def _stopped_by_budget(self, runner) -> bool:
-        return bool(runner.train_loop.stop_training) and self.share >= 1.0
+        return bool(runner.train_loop.stop_training) and self._last_share >= 1.0
 

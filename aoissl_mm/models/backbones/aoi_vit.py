@@ -306,14 +306,14 @@ class AOIViT(BaseModule):
             Tuple[torch.Tensor, ...]: ``(B, 384, H/16, W/16)`` maps.
         """
         tokens, (gh, gw) = self.prepare_tokens(x, mask)
-        outs = []
+        outs = {}
         for i, blk in enumerate(self.blocks):
             tokens = blk(tokens)
             if i in self.out_indices:
                 out = self.norm(tokens) if self.final_norm else tokens
                 out = out[:, 1:].transpose(1, 2).reshape(out.shape[0], -1, gh, gw)
-                outs.append(out.contiguous())
-        return tuple(outs)
+                outs[i] = out.contiguous()
+        return tuple(outs[i] for i in self.out_indices)  # in the order asked for
 
     def forward_ssl(self, x: torch.Tensor,
                     mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:

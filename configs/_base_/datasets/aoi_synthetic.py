@@ -4,8 +4,9 @@
 dataset_type = 'AOIDataset'
 data_root = 'data/synthetic_aoi'
 crop_size = (512, 512)
-# generated when data_root has no images/ folder (aoissl_mm.datasets.synthetic)
-synthetic_cfg = dict(seed=0)
+# generated into this root when it has no images/ folder (aoissl_mm.datasets.synthetic);
+# a dataset whose data_root is anything else is never generated into
+synthetic_cfg = dict(data_root=data_root, seed=0)
 train_batch_size = 32
 
 train_pipeline = [

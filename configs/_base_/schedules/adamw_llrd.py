@@ -17,6 +17,4 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.0),
             'pos_embed': dict(decay_mult=0.0),
             'mask_token': dict(decay_mult=0.0),
-            'pos_mlp': dict(decay_mult=0.0),  # FasterViT's positional MLP
-            'cpb_mlp': dict(decay_mult=0.0),  # FasterViT's relative-position-bias MLP
         }))
