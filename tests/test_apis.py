@@ -94,3 +94,19 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
                                          r'\(4, 2, 3, 3\), checkpoint \(4, 3, 3, 3\)'
                                          r'.*not in model \[2\]: 3\.weight; 3\.bias'):
         check_checkpoint_matches(model, bad)
+
+
+def test_learning_curves_plot(tmp_path):
+    from aoissl_mm.apis.learning_curves import plot_learning_curves, read_scalars
+    d = tmp_path / '20260101_000000' / 'vis_data'
+    d.mkdir(parents=True)
+    recs = [dict(loss=1.0 / k, lr=1e-3, step=k) for k in range(1, 5)]
+    recs.append({'mIoU': 40.0, 'IoU.wire': 30.0, 'IoU.ball': 50.0, 'step': 4})
+    (d / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in recs) + '\n')
+    data = read_scalars(str(d / 'scalars.json'))
+    assert len(data['train']) == 4 and len(data['val']) == 1
+    png = plot_learning_curves(str(tmp_path))
+    img = cv2.imread(png)
+    assert img is not None and img.shape[1] > img.shape[0]
+    with pytest.raises(FileNotFoundError, match='scalars.json'):
+        plot_learning_curves(str(tmp_path / 'nothing'))
