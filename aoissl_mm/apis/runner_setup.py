@@ -124,6 +124,16 @@ def check_num_classes(cfg: Config) -> None:
                 f'set num_classes (and out_channels, class_names) to match the dataset')
 
 
+def _set_launcher_and_work_dir(cfg: Config, config_path: str, work_dir: Optional[str],
+                               launcher: str) -> None:
+    """mmseg's rule: ``--work-dir``, else the config's, else ``work_dirs/<config stem>``."""
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
 def _maybe_amp(cfg: Config, force_amp: bool) -> None:
     want = force_amp or (cfg.get('amp_if_cuda', True) and torch.cuda.is_available())
     if not want:
@@ -157,11 +167,7 @@ def setup_train_cfg(cfg: Config,
         launcher: ``--launcher``.
     """
     check_num_classes(cfg)
-    cfg.launcher = launcher
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
     _maybe_amp(cfg, amp)
     if resume == 'auto':
         cfg.resume = True
@@ -190,11 +196,7 @@ def setup_test_cfg(cfg: Config,
     overlays there; ``--out`` writes bit-mask PNG predictions.
     """
     check_num_classes(cfg)
-    cfg.launcher = launcher
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg.load_from = checkpoint

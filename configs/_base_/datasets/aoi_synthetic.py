@@ -47,15 +47,8 @@ val_dataloader = dict(
         data_prefix=dict(img_path='images/val', seg_map_path='labels/val'),
         pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        synthetic=synthetic_cfg,
-        data_prefix=dict(img_path='images/test', seg_map_path='labels/test'),
-        pipeline=test_pipeline))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'],
+                 data_prefix=dict(img_path='images/test', seg_map_path='labels/test')))
 val_evaluator = dict(type='MultiLabelIoUMetric', iou_metrics=['mIoU', 'mDice', 'mFscore'])
 test_evaluator = val_evaluator
