@@ -479,3 +479,30 @@ def test_reprs():
     assert 'n=3' in repr(AOIAugment())
     assert 'pos_prob=0.8' in repr(PositiveAnchoredRandomCrop())
     assert 'size=(512, 512)' in repr(PadCenterCrop())
+
+
+def test_class_balanced_anchor_reaches_a_rare_class():
+    """Union anchoring almost never lands on a 4-pixel class; class-balanced half the time."""
+    from aoissl_mm.datasets.transforms import PositiveAnchoredRandomCrop
+    h = w = 200
+    mask = np.zeros((h, w, 2), np.uint8)
+    mask[:, :100, 0] = 1                # a big class on the left half
+    mask[190:192, 190:192, 1] = 1       # 4 pixels of a rare class in the far corner
+    img = np.full((h, w, 2), 50, np.uint8)
+
+    def share_with_rare(balanced):
+        np.random.seed(0)
+        crop = PositiveAnchoredRandomCrop(crop_size=(20, 20), pos_prob=1.0,
+                                          class_balanced=balanced)
+        hits = 0
+        for _ in range(200):
+            out = crop.transform(dict(img=img.copy(), gt_seg_map=mask.copy(),
+                                      seg_fields=['gt_seg_map']))
+            hits += int(out['gt_seg_map'][..., 1].any())
+        return hits / 200
+
+    # union rule: P(anchor on the rare class) = 4 / 20004, and a 20 px window around a
+    # left-half pixel never reaches the corner
+    assert share_with_rare(False) < 0.02
+    # class-balanced: the rare class is chosen with probability 1/2
+    assert 0.38 < share_with_rare(True) < 0.62

@@ -19,7 +19,11 @@ class PositiveAnchoredRandomCrop(BaseTransform):
     uniformly, placed at a uniform position inside the crop window, and the
     window is clipped to the image, so the crop always contains that pixel.
     Otherwise the window is uniform over the image. Without ``gt_seg_map``
-    (pre-training) every crop is uniform.
+    (pre-training) every crop is uniform. With ``class_balanced=True`` the
+    anchor is drawn in two steps instead: a class uniformly among the classes
+    present in the mask, then a pixel of that class (the union rule of the
+    reference samples a rare class, e.g. a small wedge, in proportion to its
+    tiny area only).
 
     An image smaller than the crop is first padded (centred) with
     ``pad_val`` / ``seg_pad_val``. Black-patch filter: when more than
@@ -44,6 +48,8 @@ class PositiveAnchoredRandomCrop(BaseTransform):
             Defaults to 10.
         pad_val (int): Image padding value. Defaults to 0.
         seg_pad_val (int): Mask padding value. Defaults to 0.
+        class_balanced (bool): Anchor on a uniformly chosen present class
+            first. Defaults to False (the reference's union rule).
     """
 
     def __init__(self,
@@ -52,7 +58,8 @@ class PositiveAnchoredRandomCrop(BaseTransform):
                  black_thr: float = 0.95,
                  max_tries: int = 10,
                  pad_val: int = 0,
-                 seg_pad_val: int = 0) -> None:
+                 seg_pad_val: int = 0,
+                 class_balanced: bool = False) -> None:
         self.crop_size = F.to_hw(crop_size, 'crop_size')
         if not 0.0 <= float(pos_prob) <= 1.0:
             raise ValueError(f"'pos_prob' must be in [0, 1], got {pos_prob!r}")
@@ -66,6 +73,7 @@ class PositiveAnchoredRandomCrop(BaseTransform):
         self.max_tries = int(max_tries)
         self.pad_val = pad_val
         self.seg_pad_val = seg_pad_val
+        self.class_balanced = bool(class_balanced)
 
     def _sample_bbox(self, img_hw: Tuple[int, int],
                      positives: Optional[np.ndarray]) -> F.Bbox:
@@ -100,10 +108,16 @@ class PositiveAnchoredRandomCrop(BaseTransform):
         positives = None
         if 'gt_seg_map' in results and np.random.rand() < self.pos_prob:
             gt = results['gt_seg_map']
-            union = (gt != 0) if gt.ndim == 2 else (gt != 0).any(axis=2)
-            coords = np.argwhere(union)
-            if len(coords):
-                positives = coords
+            gt = gt[:, :, None] if gt.ndim == 2 else gt
+            if self.class_balanced:
+                present = np.flatnonzero((gt != 0).any(axis=(0, 1)))
+                if len(present):
+                    cls = present[int(np.random.randint(0, len(present)))]
+                    positives = np.argwhere(gt[:, :, cls] != 0)
+            else:
+                coords = np.argwhere((gt != 0).any(axis=2))
+                if len(coords):
+                    positives = coords
 
         bbox, _ = F.sample_bbox_with_black_filter(
             img, lambda: self._sample_bbox(img.shape[:2], positives), self.black_thr,
@@ -119,4 +133,4 @@ class PositiveAnchoredRandomCrop(BaseTransform):
         return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
                 f'pos_prob={self.pos_prob}, black_thr={self.black_thr}, '
                 f'max_tries={self.max_tries}, pad_val={self.pad_val}, '
-                f'seg_pad_val={self.seg_pad_val})')
+                f'seg_pad_val={self.seg_pad_val}, class_balanced={self.class_balanced})')
