@@ -1,4 +1,5 @@
-"""Multi-label decode heads."""
+"""Multi-label decode heads (registered in ``mmseg.registry.MODELS``)."""
+from .aoi_max_ppm import AOIMaxPPM
 from .multilabel_depthwise_separable_aspp_head import MultiLabelDepthwiseSeparableASPPHead
 from .multilabel_fcn_head import MultiLabelFCNHead
 from .multilabel_head_mixin import MultiLabelHeadMixin
@@ -6,6 +7,6 @@ from .multilabel_lraspp_head import MultiLabelLRASPPHead
 from .multilabel_uper_head import MultiLabelUPerHead
 
 __all__ = [
-    'MultiLabelUPerHead', 'MultiLabelHeadMixin', 'MultiLabelDepthwiseSeparableASPPHead',
-    'MultiLabelLRASPPHead', 'MultiLabelFCNHead'
+    'AOIMaxPPM', 'MultiLabelUPerHead', 'MultiLabelHeadMixin',
+    'MultiLabelDepthwiseSeparableASPPHead', 'MultiLabelLRASPPHead', 'MultiLabelFCNHead'
 ]
