@@ -187,6 +187,8 @@ def checkpoint_safe_globals() -> List[Any]:
 
     core = getattr(np, '_core', None) or np.core
     multiarray = core.multiarray
+    # getattr: numpy 2 pickles dtypes of logged scalars through builtins.getattr (measured:
+    # resuming fails without it); the weights-only unpickler still only calls allowed globals
     allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype, getattr]
     # numpy writes its private module path into the pickle; list both spellings
     for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
