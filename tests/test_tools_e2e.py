@@ -99,3 +99,42 @@ def test_benchmark_tool_writes_json(tmp_path, monkeypatch, capsys):
     assert res['crop_size'] == [64, 64] and res['crops_per_s'] > 0
     assert 'crops/s' in capsys.readouterr().out
     assert np.isfinite(res['peak_mem_mib'])
+
+
+def test_tta_averages_probabilities_of_flipped_views(tmp_path, monkeypatch):
+    """--tta runs identity + h-flip + v-flip views and averages their probabilities."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    from aoissl_mm.models.segmentors import MultiLabelSegTTAModel
+
+    class Module:
+        thresholds = [0.5, 0.3]
+
+    tta = MultiLabelSegTTAModel.__new__(MultiLabelSegTTAModel)
+    object.__setattr__(tta, '_modules', {})
+    tta.__dict__['module'] = Module()
+    views = []
+    for p0, p1 in ((0.2, 0.2), (0.9, 0.45), (0.7, 0.4)):  # means 0.6 and 0.35
+        s = SegDataSample()
+        s.seg_logits = PixelData(data=torch.tensor([[[p0]], [[p1]]]))
+        s.gt_sem_seg = PixelData(data=torch.tensor([[[1]], [[0]]], dtype=torch.uint8))
+        s.set_metainfo(dict(img_path=f'v{p0}.png'))
+        views.append(s)
+    (merged, ) = tta.merge_preds([views])
+    assert torch.allclose(merged.seg_logits.data.flatten(), torch.tensor([0.6, 0.35]))
+    # class 0: 0.6 >= 0.5; class 1: 0.35 >= its own threshold 0.3 (no view reached 0.5)
+    assert merged.pred_sem_seg.data.flatten().tolist() == [1, 1]
+    assert merged.img_path == 'v0.2.png'  # the identity view's metadata and ground truth
+
+    cfg_path = _tiny_config(tmp_path)
+    cfg = Config.fromfile(cfg_path)
+    cfg.tta_pipeline[2]['size'] = (CROP, CROP)
+    cfg.dump(cfg_path)
+    work = str(tmp_path / 'work')
+    _run('train.py', [cfg_path, '--work-dir', work], monkeypatch)
+    out = str(tmp_path / 'out_tta')
+    _run('test.py', [cfg_path, osp.join(work, 'iter_2.pth'), '--work-dir', work, '--tta',
+                     '--out', out], monkeypatch)
+    preds = sorted(glob.glob(osp.join(out, '*.png')))
+    assert len(preds) == 2 and read_multilabel_mask(preds[0], 4).shape == (CROP, CROP, 4)

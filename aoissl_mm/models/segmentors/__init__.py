@@ -1,4 +1,5 @@
 """Multi-label segmentors (registered in ``mmseg.registry.MODELS``)."""
 from .multilabel_encoder_decoder import MultiLabelEncoderDecoder
+from .multilabel_seg_tta_model import MultiLabelSegTTAModel
 
-__all__ = ['MultiLabelEncoderDecoder']
+__all__ = ['MultiLabelEncoderDecoder', 'MultiLabelSegTTAModel']

@@ -50,5 +50,21 @@ test_dataloader = dict(
     val_dataloader,
     dataset=dict(val_dataloader['dataset'],
                  data_prefix=dict(img_path='images/test', seg_map_path='labels/test')))
+# --tta: identity, horizontal and vertical flip of the evaluation crop; probabilities are
+# averaged after flipping back (MultiLabelSegTTAModel). The identity comes first: its
+# ground truth is the one evaluated.
+tta_model = dict(type='MultiLabelSegTTAModel')
+tta_pipeline = [
+    dict(type='LoadAOIImage'),
+    dict(type='LoadMultiLabelAnnotations'),
+    dict(type='PadCenterCrop', size=crop_size),
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+            dict(type='RandomFlip', prob=1.0, direction='horizontal'),
+            dict(type='RandomFlip', prob=1.0, direction='vertical'),
+        ], [dict(type='PackMultiLabelSegInputs')]]),
+]
 val_evaluator = dict(type='MultiLabelIoUMetric', iou_metrics=['mIoU', 'mDice', 'mFscore'])
 test_evaluator = val_evaluator
