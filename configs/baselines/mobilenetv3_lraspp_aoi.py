@@ -1,15 +1,11 @@
 # Baseline: MobileNetV3-Large (2 input channels, from scratch) + LR-ASPP, multi-label head.
 _base_ = [
-    '../_base_/datasets/aoi_synthetic.py', '../_base_/schedules/adamw_cnn.py',
-    '../_base_/schedules/budget_8h.py', '../_base_/default_runtime.py'
+    '../_base_/models/multilabel_segmentor.py', '../_base_/datasets/aoi_synthetic.py',
+    '../_base_/schedules/adamw_cnn.py', '../_base_/schedules/budget_8h.py',
+    '../_base_/default_runtime.py'
 ]
 norm_cfg = dict(type='BN', eps=0.001, requires_grad=True)
 model = dict(
-    type='MultiLabelEncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor', mean=[45.42, 59.82], std=[56.70, 69.03], bgr_to_rgb=False,
-        pad_val=0, seg_pad_val=255, size_divisor=32),
-    threshold=0.5,
     backbone=dict(
         type='MultiChannelMobileNetV3', in_channels=2, arch='large', out_indices=(1, 3, 16),
         norm_cfg=norm_cfg),
@@ -19,6 +15,4 @@ model = dict(
         class_names=('wire', 'ball', 'wedge', 'epoxy'), norm_cfg=norm_cfg,
         act_cfg=dict(type='ReLU'), align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                         loss_name='loss_bce')),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+                         loss_name='loss_bce')))

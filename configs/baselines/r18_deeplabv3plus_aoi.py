@@ -1,15 +1,11 @@
 # Baseline: ResNet-18 (2 input channels, from scratch) + DeepLabV3+ with a multi-label head.
 _base_ = [
-    '../_base_/datasets/aoi_synthetic.py', '../_base_/schedules/adamw_cnn.py',
-    '../_base_/schedules/budget_8h.py', '../_base_/default_runtime.py'
+    '../_base_/models/multilabel_segmentor.py', '../_base_/datasets/aoi_synthetic.py',
+    '../_base_/schedules/adamw_cnn.py', '../_base_/schedules/budget_8h.py',
+    '../_base_/default_runtime.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    type='MultiLabelEncoderDecoder',
-    data_preprocessor=dict(
-        type='SegDataPreProcessor', mean=[45.42, 59.82], std=[56.70, 69.03], bgr_to_rgb=False,
-        pad_val=0, seg_pad_val=255, size_divisor=32),
-    threshold=0.5,
     backbone=dict(
         type='ResNetV1c', depth=18, in_channels=2, num_stages=4, out_indices=(0, 1, 2, 3),
         dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False,
@@ -20,6 +16,4 @@ model = dict(
         out_channels=4, class_names=('wire', 'ball', 'wedge', 'epoxy'), norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                         loss_name='loss_bce')),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+                         loss_name='loss_bce')))

@@ -1,18 +1,7 @@
 # FasterViT-0 (HAT off, 2 channels) + multi-label UPerNet (spec §3, §7.1, §7.2).
+_base_ = ['./multilabel_segmentor.py']
 norm_cfg = dict(type='BN', requires_grad=True)
-# spec §1.3 set A in 0-255 units; tools/aoi_stats.py computes them for your data
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[45.42, 59.82],
-    std=[56.70, 69.03],
-    bgr_to_rgb=False,
-    pad_val=0,
-    seg_pad_val=255,
-    size_divisor=32)
 model = dict(
-    type='MultiLabelEncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    threshold=0.5,
     backbone=dict(
         type='FasterViT',
         arch='0',
@@ -36,6 +25,4 @@ model = dict(
         align_corners=False,
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-            loss_name='loss_bce', loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+            loss_name='loss_bce', loss_weight=1.0)))
