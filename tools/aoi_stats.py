@@ -20,7 +20,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from aoissl_mm.apis import compute_image_stats, write_json
+    from aoissl_mm.utils import compute_image_stats, write_json
     stats = compute_image_stats(args.folder, ignore_zero=args.ignore_zero,
                                 max_images=args.max_images)
     print(json.dumps(stats, indent=2))

@@ -27,7 +27,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from aoissl_mm.apis import benchmark_segmentor, load_config, write_json
+    from aoissl_mm.utils import benchmark_segmentor, load_config, write_json
     cfg = load_config(args.config)
     crop = args.crop * 2 if len(args.crop) == 1 else args.crop[:2]
     res = benchmark_segmentor(cfg, args.checkpoint, crop, args.batch, args.warmup, args.iters,

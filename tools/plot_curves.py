@@ -12,7 +12,7 @@ def main() -> None:
     parser.add_argument('work_dir', help='work dir of a run (or its scalars.json)')
     parser.add_argument('--out', default=None, help='output PNG')
     args = parser.parse_args()
-    from aoissl_mm.apis.learning_curves import plot_learning_curves
+    from aoissl_mm.utils.learning_curves import plot_learning_curves
     print(plot_learning_curves(args.work_dir, args.out))
 
 

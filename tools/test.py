@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from aoissl_mm.apis import check_checkpoint_matches, load_config, setup_test_cfg
+    from aoissl_mm.utils import check_checkpoint_matches, load_config, setup_test_cfg
     cfg = load_config(args.config, args.cfg_options)
     cfg = setup_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)

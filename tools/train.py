@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from aoissl_mm.apis import load_config, setup_train_cfg
+    from aoissl_mm.utils import load_config, setup_train_cfg
     cfg = load_config(args.config, args.cfg_options)
     cfg = setup_train_cfg(cfg, args.config, args.work_dir, args.resume, args.amp, args.launcher)
     from mmengine.registry import RUNNERS

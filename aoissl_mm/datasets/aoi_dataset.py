@@ -6,6 +6,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from .io import AOIDataError, find_buffer_pairs, find_label_file
+from .metainfo import AOI_CLASSES, AOI_PALETTE
 
 def maybe_generate_synthetic(data_root: Optional[str], synthetic: Optional[dict],
                              marker: str) -> None:
@@ -24,8 +25,6 @@ def maybe_generate_synthetic(data_root: Optional[str], synthetic: Optional[dict]
         ensure_synthetic_aoi(data_root, **synthetic)
 
 
-AOI_CLASSES = ('wire', 'ball', 'wedge', 'epoxy')
-AOI_PALETTE = [[230, 25, 75], [255, 225, 25], [60, 180, 255], [60, 220, 75]]
 
 
 @DATASETS.register_module()

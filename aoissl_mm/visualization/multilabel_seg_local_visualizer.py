@@ -10,7 +10,7 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
-from ..datasets.aoi_dataset import AOI_CLASSES, AOI_PALETTE
+from ..datasets.metainfo import AOI_CLASSES, AOI_PALETTE
 from ..datasets.io import write_image
 
 DISPLAY_MODES = ('composite', 'side_by_side')

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aoissl_mm.apis import (check_config_keys, compute_image_stats, load_config,
+from aoissl_mm.utils import (check_config_keys, compute_image_stats, load_config,
                             setup_test_cfg, setup_train_cfg, write_json)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -67,7 +67,7 @@ def test_image_stats_hand_computed(tmp_path):
 
 
 def test_num_classes_must_match_dataset():
-    from aoissl_mm.apis import check_num_classes
+    from aoissl_mm.utils import check_num_classes
     cfg = load_config(FV_CFG)
     check_num_classes(cfg)  # 4 == 4 (AOIDataset.METAINFO)
     cfg.model.decode_head.num_classes = 3
@@ -82,7 +82,7 @@ def test_num_classes_must_match_dataset():
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     import torch
     import torch.nn as nn
-    from aoissl_mm.apis import check_checkpoint_matches
+    from aoissl_mm.utils import check_checkpoint_matches
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4))
     good = str(tmp_path / 'good.pth')
     torch.save({'state_dict': {'module.' + k: v for k, v in model.state_dict().items()}}, good)
@@ -97,7 +97,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 def test_learning_curves_plot(tmp_path):
-    from aoissl_mm.apis.learning_curves import plot_learning_curves, read_scalars
+    from aoissl_mm.utils.learning_curves import plot_learning_curves, read_scalars
     d = tmp_path / '20260101_000000' / 'vis_data'
     d.mkdir(parents=True)
     recs = [dict(loss=1.0 / k, lr=1e-3, step=k) for k in range(1, 5)]

@@ -1,4 +1,4 @@
-"""Library functions behind the thin ``tools/`` scripts."""
+"""Library functions behind the thin ``tools/`` scripts (runner setup, config-key checks, checkpoint reading, benchmark, statistics, learning curves)."""
 from .benchmark import benchmark_segmentor, write_json
 from .checkpoints import check_checkpoint_matches
 from .image_stats import compute_image_stats
