@@ -1,7 +1,2 @@
-# FasterViT-0 + multi-label UPerNet on the AOI data (paper protocol: 512 crops, batch 32,
-# LR 5e-4 with layer decay 0.75, 8 h budget). Generates the synthetic benchmark on first use.
-_base_ = [
-    '_base_/models/fastervit0_upernet.py', '_base_/datasets/aoi_synthetic.py',
-    '_base_/schedules/adamw_llrd.py', '_base_/schedules/budget_8h.py',
-    '_base_/default_runtime.py'
-]
+# Kept short name (documented command) for upernet/upernet_fastervit0_budget8h_aoi-512.py
+_base_ = ['./upernet/upernet_fastervit0_budget8h_aoi-512.py']

@@ -1,9 +1,2 @@
-# ViT-Tiny + multi-label UPerNet on the AOI data (paper protocol: 512 crops, batch 64,
-# LR 1e-3 with layer decay 0.75, 8 h budget).
-_base_ = [
-    '_base_/models/vit-tiny_upernet.py', '_base_/datasets/aoi_synthetic.py',
-    '_base_/schedules/adamw_llrd.py', '_base_/schedules/budget_8h.py',
-    '_base_/default_runtime.py'
-]
-train_dataloader = dict(batch_size=64)
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# Kept short name (documented command) for upernet/upernet_vit-tiny_budget8h_aoi-512.py
+_base_ = ['./upernet/upernet_vit-tiny_budget8h_aoi-512.py']

@@ -237,14 +237,15 @@ def test_postprocess_thresholds_on_probabilities():
     model = MODELS.build(model_cfg())
     # sigmoid(0.3) = 0.5744 -> positive at 0.5; sigmoid(-0.1) = 0.4750 -> negative
     logits = torch.tensor([0.3, -0.1, 0.3, -0.1]).view(1, 4, 1, 1).repeat(1, 1, 2, 2)
-    out = model.postprocess_result(logits)[0]
+    # postprocess_result takes the probabilities that inference() returns
+    out = model.postprocess_result(logits.sigmoid())[0]
     assert out.pred_sem_seg.data.dtype == torch.uint8
     assert out.pred_sem_seg.data.shape == (4, 2, 2)
     assert out.pred_sem_seg.data[:, 0, 0].tolist() == [1, 0, 1, 0]
     assert out.seg_logits.data[0, 0, 0].item() == pytest.approx(0.574443, abs=1e-5)
     # per-class thresholds
     per_class = MODELS.build(model_cfg(threshold=[0.6, 0.45, 0.5, 0.5]))
-    out = per_class.postprocess_result(logits)[0]
+    out = per_class.postprocess_result(logits.sigmoid())[0]
     assert out.pred_sem_seg.data[:, 0, 0].tolist() == [0, 1, 1, 0]
 
 
@@ -265,7 +266,7 @@ def test_postprocess_unpads_flips_and_resizes():
     logits[0, :, :, 3] = 9.0   # padding column, must be removed
     sample = SegDataSample(metainfo=dict(padding_size=[0, 1, 0, 1], flip=True,
                                          flip_direction='horizontal', ori_shape=(2, 3)))
-    out = model.postprocess_result(logits, [sample])[0]
+    out = model.postprocess_result(logits.sigmoid(), [sample])[0]
     pred = out.pred_sem_seg.data
     assert pred.shape == (4, 2, 3)
     expected = torch.zeros(4, 2, 3, dtype=torch.uint8)
@@ -273,7 +274,7 @@ def test_postprocess_unpads_flips_and_resizes():
     assert torch.equal(pred, expected)
     bad = SegDataSample(metainfo=dict(flip=True, flip_direction='diagonal', ori_shape=(3, 4)))
     with pytest.raises(ValueError, match='flip_direction'):
-        model.postprocess_result(logits, [bad])
+        model.postprocess_result(logits.sigmoid(), [bad])
 
 
 def test_slide_inference_averages_probabilities():
@@ -291,7 +292,7 @@ def test_slide_inference_averages_probabilities():
     inputs = torch.zeros(1, 2, 1, 3)
     out = model.slide_inference(inputs, [dict(ori_shape=(1, 3), img_shape=(1, 3))])
     assert calls == [((1, 2, 1, 2), (1, 2)), ((1, 2, 1, 2), (1, 2))]
-    probs = torch.sigmoid(out[0, 0, 0])
+    probs = out[0, 0, 0]   # probabilities, not logits
     # x = 1: (sigmoid(3) + sigmoid(-1)) / 2 = (0.952574 + 0.268941) / 2 = 0.610758
     # (averaging logits would give sigmoid(1) = 0.731059)
     assert probs[1].item() == pytest.approx(0.610758, abs=1e-5)
@@ -315,7 +316,7 @@ def test_slide_inference_full_size_and_consistent_with_whole():
         out = slide.predict(data['inputs'], data['data_samples'])[0]
     assert out.pred_sem_seg.data.shape == (4, 70, 50)
     assert out.seg_logits.data.shape == (4, 70, 50)
-    # a crop as large as the image: one window, so slide == whole (up to the clamp)
+    # a crop as large as the image: one window, so slide == whole
     whole = copy.deepcopy(slide)
     whole.test_cfg = ConfigDict(mode='whole')
     slide.test_cfg = ConfigDict(mode='slide', crop_size=(96, 96), stride=(64, 64))
@@ -324,7 +325,8 @@ def test_slide_inference_full_size_and_consistent_with_whole():
     with torch.no_grad():
         a = slide.inference(x, copy.deepcopy(metas))
         b = whole.inference(x, copy.deepcopy(metas))
-    assert torch.allclose(torch.sigmoid(a), torch.sigmoid(b), atol=1e-5)
+    assert torch.allclose(a, b, atol=1e-6)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0   # both return probabilities
 
 
 def test_get_layer_depth_delegation_and_lr_decay_constructor():
@@ -345,15 +347,13 @@ def test_get_layer_depth_delegation_and_lr_decay_constructor():
         no_depth.get_layer_depth('backbone.stage1.weight')
 
 
-def test_check_dataset_meta():
-    model = MODELS.build(model_cfg())
-    model.check_dataset_meta(['wire', 'ball', 'wedge', 'epoxy'])
-    with pytest.raises(ValueError, match=r'3 classes.*num_classes is 4'):
-        model.check_dataset_meta(['wire', 'ball', 'wedge'])
-    named = MODELS.build(model_cfg(head=head_cfg(class_names=['wire', 'ball', 'wedge',
-                                                              'epoxy'])))
-    with pytest.raises(ValueError, match='class_names'):
-        named.check_dataset_meta(['ball', 'wire', 'wedge', 'epoxy'])
+def test_segmentor_requires_multilabel_heads_and_hands_them_its_thresholds():
+    model = MODELS.build(model_cfg(threshold=[0.6, 0.45, 0.5, 0.5]))
+    assert model.decode_head.thresholds == (0.6, 0.45, 0.5, 0.5)
+    stock = dict(type='FCNHead', in_channels=32, in_index=3, channels=8, num_convs=1, num_classes=4,
+                 out_channels=4, loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    with pytest.raises(TypeError, match='decode_head must be a multi-label head.*FCNHead'):
+        MODELS.build(model_cfg(head=stock))
 
 
 def test_end_to_end_loss_and_predict_with_padding():

@@ -101,13 +101,35 @@ def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:
                            f'(keys: {near})')
 
 
-def check_num_classes(cfg: Config) -> None:
-    """``model.decode_head.num_classes`` must equal the datasets' number of classes."""
+def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Optional[tuple]:
+    """The decode head's classes must be the datasets' classes.
+
+    Checked before anything is built: ``model.decode_head.num_classes`` must
+    equal the number of classes of every dataloader's dataset (its
+    ``metainfo.classes``, else the dataset type's ``METAINFO``), and the
+    head's ``class_names``, when set, must be those classes in that order.
+    The class names live in one place, the dataset; with
+    ``fill_class_names`` a head without ``class_names`` gets the dataset's
+    (they name its logged per-class accuracies).
+
+    Args:
+        cfg (Config): The full config (changed in place when filling).
+        fill_class_names (bool): Set ``model.decode_head.class_names`` from
+            the dataset when the config does not. Defaults to False.
+
+    Returns:
+        tuple | None: The datasets' classes, None if no dataset names any.
+
+    Raises:
+        ValueError: A count or a name differs; the message names the split.
+    """
     from mmseg.registry import DATASETS
     head = cfg.model.get('decode_head') if 'model' in cfg else None
     if not head or 'num_classes' not in head:
-        return
+        return None
     num_classes = head['num_classes']
+    head_names = head.get('class_names')
+    found = None
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
         if not loader or 'dataset' not in loader:
@@ -117,11 +139,21 @@ def check_num_classes(cfg: Config) -> None:
         if classes is None:
             dataset_cls = DATASETS.get(dataset.get('type', ''))
             classes = getattr(dataset_cls, 'METAINFO', {}).get('classes')
-        if classes is not None and len(classes) != num_classes:
+        if classes is None:
+            continue
+        if len(classes) != num_classes:
             raise ValueError(
                 f'model.decode_head.num_classes = {num_classes} but '
                 f'{split}_dataloader.dataset has {len(classes)} classes {tuple(classes)}; '
                 f'set num_classes (and out_channels, class_names) to match the dataset')
+        if head_names is not None and tuple(head_names) != tuple(classes):
+            raise ValueError(
+                f'model.decode_head.class_names {tuple(head_names)} differ from the classes '
+                f'of {split}_dataloader.dataset {tuple(classes)} (same names, same order)')
+        found = tuple(classes)
+    if fill_class_names and found is not None and head_names is None:
+        head['class_names'] = found
+    return found
 
 
 def _set_launcher_and_work_dir(cfg: Config, config_path: str, work_dir: Optional[str],
@@ -166,7 +198,7 @@ def setup_train_cfg(cfg: Config,
             present, unless the config sets ``amp_if_cuda=False``).
         launcher: ``--launcher``.
     """
-    check_num_classes(cfg)
+    check_dataset_classes(cfg, fill_class_names=True)
     _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
     _maybe_amp(cfg, amp)
     if resume == 'auto':
@@ -195,7 +227,7 @@ def setup_test_cfg(cfg: Config,
     ``--show-dir`` turns on the multi-label visualization hook and saves the
     overlays there; ``--out`` writes bit-mask PNG predictions.
     """
-    check_num_classes(cfg)
+    check_dataset_classes(cfg, fill_class_names=True)
     _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')

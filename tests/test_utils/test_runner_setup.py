@@ -66,17 +66,25 @@ def test_image_stats_hand_computed(tmp_path):
     assert json.load(open(out))['std'] == [10.0, 20.0]
 
 
-def test_num_classes_must_match_dataset():
-    from aoissl_mm.utils import check_num_classes
+def test_head_classes_must_match_dataset():
+    from aoissl_mm.utils import check_dataset_classes
     cfg = load_config(FV_CFG)
-    check_num_classes(cfg)  # 4 == 4 (AOIDataset.METAINFO)
+    check_dataset_classes(cfg)  # 4 == 4 (AOIDataset.METAINFO)
     cfg.model.decode_head.num_classes = 3
     with pytest.raises(ValueError, match=r'model.decode_head.num_classes = 3 but '
                                          r'train_dataloader.dataset has 4 classes'):
-        check_num_classes(cfg)
+        check_dataset_classes(cfg)
     cfg.train_dataloader.dataset.metainfo = dict(classes=('wire', 'ball', 'wedge'))
     with pytest.raises(ValueError, match='val_dataloader.dataset has 4 classes'):
-        check_num_classes(cfg)
+        check_dataset_classes(cfg)
+    # class names: same names in the same order as the dataset's
+    cfg = load_config(FV_CFG)
+    cfg.model.decode_head.class_names = ['wire', 'ball', 'wedge', 'epoxy']
+    check_dataset_classes(cfg)
+    cfg.model.decode_head.class_names = ['ball', 'wire', 'wedge', 'epoxy']
+    with pytest.raises(ValueError, match=r"class_names \('ball', 'wire'.*differ from the "
+                                         r'classes of train_dataloader'):
+        check_dataset_classes(cfg)
 
 
 def test_learning_curves_plot(tmp_path):

@@ -7,6 +7,7 @@ from typing import Optional
 import torch
 from mmengine.dist import broadcast, get_comm_device, get_world_size
 from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS
 
 from ...datasets.io import write_text
@@ -15,6 +16,7 @@ _INFO_KEY = 'time_budget_elapsed_s'
 
 
 @HOOKS.register_module()
+@PRETRAIN_HOOKS.register_module()
 class TimeBudgetHook(Hook):
     """Give a run a wall-clock budget and anneal the learning rate over it.
 

@@ -8,6 +8,8 @@ from torch import Tensor
 from mmseg.models.utils import resize
 from mmseg.utils import SampleList
 
+from ..utils.multilabel_prediction import check_thresholds, threshold_scores
+
 
 def _loss_cfgs(loss_decode: Union[dict, Sequence[dict]]) -> List[dict]:
     """Return ``loss_decode`` as a list of config dicts (for validation)."""
@@ -70,9 +72,21 @@ class MultiLabelHeadMixin:
     def _set_class_names(self, class_names: Optional[Sequence[str]]) -> None:
         self.class_names = (tuple(class_names) if class_names is not None else
                             tuple(f'c{i}' for i in range(self.num_classes)))
+        self.set_thresholds(0.5)
+
+    def set_thresholds(self, threshold: Union[float, Sequence[float]]) -> None:
+        """Set the per-class probability thresholds of the logged accuracy.
+
+        :class:`MultiLabelEncoderDecoder` hands its own thresholds to its
+        heads, so training accuracy and prediction use the same rule.
+
+        Args:
+            threshold (float | Sequence[float]): One value or one per class.
+        """
+        self.thresholds = check_thresholds(threshold, self.num_classes)
 
     def multilabel_accuracy(self, seg_logits: Tensor, seg_label: Tensor) -> Dict[str, Tensor]:
-        """Per-class and mean accuracy (percent) of ``sigmoid >= 0.5``.
+        """Per-class and mean accuracy (percent) of ``sigmoid >= threshold``.
 
         Args:
             seg_logits (Tensor): Logits (N, C, H, W), at the label size.
@@ -86,7 +100,7 @@ class MultiLabelHeadMixin:
                 valid = torch.ones_like(seg_label, dtype=torch.bool)
             else:
                 valid = seg_label != self.ignore_index
-            pred_pos = seg_logits.float().sigmoid() >= 0.5
+            pred_pos = threshold_scores(seg_logits.float().sigmoid(), self.thresholds) == 1
             correct = (pred_pos == (seg_label == 1)) & valid
             n_valid = valid.sum(dim=(0, 2, 3)).float()
             n_correct = correct.sum(dim=(0, 2, 3)).float()

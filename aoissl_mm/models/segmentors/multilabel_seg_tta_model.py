@@ -7,6 +7,8 @@ from mmseg.models.segmentors import SegTTAModel
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 
+from ..utils.multilabel_prediction import threshold_scores
+
 
 @MODELS.register_module()
 class MultiLabelSegTTAModel(SegTTAModel):
@@ -37,12 +39,11 @@ class MultiLabelSegTTAModel(SegTTAModel):
         merged = []
         for data_samples in data_samples_list:
             probs = torch.stack([s.seg_logits.data for s in data_samples]).mean(dim=0)
-            thr = probs.new_tensor(thresholds, dtype=torch.float32).view(-1, 1, 1)
             first = data_samples[0]
             out = first.clone()
             out.set_data({
                 'seg_logits': PixelData(data=probs),
-                'pred_sem_seg': PixelData(data=(probs >= thr).to(torch.uint8)),
+                'pred_sem_seg': PixelData(data=threshold_scores(probs, thresholds)),
             })
             merged.append(out)
         return merged

@@ -18,11 +18,9 @@ model = dict(
         extra_conv=True,
         channels=256,
         dropout_ratio=0.0,
+        # class names come from the dataset (tools fill decode_head.class_names)
         num_classes=4,
         out_channels=4,
-        class_names=('wire', 'ball', 'wedge', 'epoxy'),
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-            loss_name='loss_bce', loss_weight=1.0)))
+        loss_decode=_base_.bce_loss))

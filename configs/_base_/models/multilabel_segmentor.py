@@ -14,3 +14,8 @@ model = dict(
     threshold=0.5,
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# Loss choices of the multi-label heads: class-wise BCE (the paper's) and BCE + soft Dice
+# (paper Table 8; the CPU recipes use it, see README "CPU recipe").
+bce_loss = dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
+                loss_name='loss_bce', loss_weight=1.0)
+bce_dice_loss = [bce_loss, dict(type='MultiLabelDiceLoss', loss_name='loss_dice', loss_weight=1.0)]

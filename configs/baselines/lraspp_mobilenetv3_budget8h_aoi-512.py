@@ -12,7 +12,6 @@ model = dict(
     decode_head=dict(
         type='MultiLabelLRASPPHead', in_channels=(16, 24, 960), in_index=(0, 1, 2), channels=128,
         input_transform='multiple_select', num_classes=4, out_channels=4,
-        class_names=('wire', 'ball', 'wedge', 'epoxy'), norm_cfg=norm_cfg,
+        norm_cfg=norm_cfg,
         act_cfg=dict(type='ReLU'), align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                         loss_name='loss_bce')))
+        loss_decode=_base_.bce_loss))

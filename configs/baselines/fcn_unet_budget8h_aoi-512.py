@@ -15,6 +15,5 @@ model = dict(
     decode_head=dict(
         type='MultiLabelFCNHead', in_channels=32, in_index=4, channels=32, num_convs=1,
         concat_input=False, num_classes=4, out_channels=4,
-        class_names=('wire', 'ball', 'wedge', 'epoxy'), norm_cfg=norm_cfg, align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                         loss_name='loss_bce')))
+        norm_cfg=norm_cfg, align_corners=False,
+        loss_decode=_base_.bce_loss))

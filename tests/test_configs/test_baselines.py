@@ -8,17 +8,19 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.mark.parametrize('name,size', [
-    ('r18_deeplabv3plus_aoi.py', 64),
-    ('mobilenetv3_lraspp_aoi.py', 416),  # LR-ASPP pools with a 49x49 window at /8
-    ('unet_fcn_aoi.py', 64),
+    ('deeplabv3plus_r18_budget8h_aoi-512.py', 64),
+    ('lraspp_mobilenetv3_budget8h_aoi-512.py', 416),  # LR-ASPP pools with a 49x49 window at /8
+    ('fcn_unet_budget8h_aoi-512.py', 64),
 ])
 def test_baseline_loss_and_predict(name, size):
     from mmseg.registry import MODELS
+    from aoissl_mm.utils import check_dataset_classes
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'baselines', name))
+    check_dataset_classes(cfg, fill_class_names=True)  # as tools/train.py does
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg.model)
     torch.manual_seed(0)
@@ -42,5 +44,11 @@ def test_baseline_loss_and_predict(name, size):
         out = model.test_step(dict(inputs=inputs, data_samples=samples))
     pred = out[0].pred_sem_seg.data
     assert pred.shape == (4, size, size) and set(pred.unique().tolist()) <= {0, 1}
-    prob = out[0].seg_logits.data
-    assert torch.equal(pred.bool(), prob >= 0.5)
+    # independent of the prediction path: the network's logits at the input size, sigmoid >= 0.5
+    test_data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
+    with torch.no_grad():
+        logits = model.encode_decode(test_data['inputs'],
+                                     [s.metainfo for s in test_data['data_samples']])
+    assert logits.shape == (2, 4, size, size)
+    assert torch.equal(pred.bool(), torch.sigmoid(logits[0]) >= 0.5)
+    assert torch.allclose(out[1].seg_logits.data, torch.sigmoid(logits[1]), atol=1e-6)

@@ -13,7 +13,6 @@ model = dict(
     decode_head=dict(
         type='MultiLabelDepthwiseSeparableASPPHead', in_channels=512, in_index=3, channels=128,
         dilations=(1, 12, 24, 36), c1_in_channels=64, c1_channels=48, num_classes=4,
-        out_channels=4, class_names=('wire', 'ball', 'wedge', 'epoxy'), norm_cfg=norm_cfg,
+        out_channels=4, norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                         loss_name='loss_bce')))
+        loss_decode=_base_.bce_loss))

@@ -1,0 +1,14 @@
+# CPU recipe: FasterViT-0 + multi-label UPerNet from scratch on 2 cores in under 30 minutes:
+# 256² crops, batch 4, LR 8e-4, BCE + soft Dice, no layer decay, 22-minute budget; evaluation
+# on the 512² centre crops. Why each choice: README "CPU recipe".
+_base_ = [
+    '../_base_/models/fastervit0_upernet.py', '../_base_/datasets/aoi_synthetic_256.py',
+    '../_base_/schedules/adamw_llrd.py', '../_base_/schedules/budget_22min.py',
+    '../_base_/default_runtime.py'
+]
+train_dataloader = dict(batch_size=4)
+optim_wrapper = dict(optimizer=dict(lr=8e-4), paramwise_cfg=dict(layer_decay_rate=1.0))
+model = dict(decode_head=dict(loss_decode=_base_.bce_dice_loss))
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=300, max_keep_ckpts=1, save_last=True))
