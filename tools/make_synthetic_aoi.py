@@ -12,7 +12,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from aoissl_mm.datasets.synthetic import SYNTHETIC_CLASSES, generate_synthetic_aoi
+from aoissl_mm.datasets.metainfo import AOI_CLASSES
+from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,7 +47,7 @@ def format_report(manifest: dict) -> str:
     Args:
         manifest (dict): The dictionary returned by ``generate_synthetic_aoi``.
     """
-    names = manifest.get('classes', list(SYNTHETIC_CLASSES))
+    names = manifest.get('classes', list(AOI_CLASSES))
     head = f'{"split":<10}{"images":>8}' + ''.join(f'{n:>9}' for n in names)
     lines = ['class share of labelled pixels (%):', head]
     rows = list(manifest['splits'].items()) + [('all', manifest['labelled'])]

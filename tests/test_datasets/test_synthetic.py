@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from aoissl_mm.datasets import synthetic
 from aoissl_mm.datasets.io import find_buffer_pairs, read_buffer_pair, read_multilabel_mask
 from aoissl_mm.datasets.synthetic import (MANIFEST_NAME, ensure_synthetic_aoi,
                                           generate_synthetic_aoi, make_family_layout,
                                           overlap_stats, render_sample)
+from aoissl_mm.datasets.synthetic import generate as synthetic_generate
 
 TINY = dict(num_train=4, num_val=1, num_test=2, num_pretrain=3, num_families=2,
             size_range=(160, 256), progress=False)
@@ -190,7 +190,7 @@ def test_image_sizes_vary_independently(split_samples):
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     calls = {'n': 0}
-    real = synthetic.render_sample
+    real = synthetic_generate.render_sample
 
     def failing(layout, rng):
         calls['n'] += 1
@@ -198,7 +198,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(layout, rng)
 
-    monkeypatch.setattr(synthetic, 'render_sample', failing)
+    monkeypatch.setattr(synthetic_generate, 'render_sample', failing)
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic_aoi(str(tmp_path / 'out'), **TINY)
     assert calls['n'] == 3
@@ -233,7 +233,7 @@ def test_ensure_is_noop_when_manifest_exists(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError('must not generate')
 
-    monkeypatch.setattr(synthetic, 'generate_synthetic_aoi', boom)
+    monkeypatch.setattr(synthetic_generate, 'generate_synthetic_aoi', boom)
     assert ensure_synthetic_aoi(str(root), **TINY) == str(root)
     assert os.listdir(root) == [MANIFEST_NAME]
 
@@ -257,8 +257,8 @@ def test_single_device(tmp_path):
 
 def test_tool_prints_table(tmp_path, capsys):
     import importlib.util
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
-                    'make_synthetic_aoi.py')
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    path = osp.join(repo, 'tools', 'make_synthetic_aoi.py')
     spec = importlib.util.spec_from_file_location('make_synthetic_aoi', path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
