@@ -1,5 +1,4 @@
 """The labelled 2-channel multi-label AOI dataset (mmseg)."""
-import os.path as osp
 from typing import List, Optional
 
 from mmseg.datasets import BaseSegDataset
@@ -7,24 +6,7 @@ from mmseg.registry import DATASETS
 
 from .io import AOIDataError, find_buffer_pairs, find_label_file
 from .metainfo import AOI_CLASSES, AOI_PALETTE
-
-def maybe_generate_synthetic(data_root: Optional[str], synthetic: Optional[dict],
-                             marker: str) -> None:
-    """Generate the synthetic benchmark if ``data_root`` is its root and is empty."""
-    if synthetic is None or not data_root:
-        return
-    synthetic = dict(synthetic)
-    if 'data_root' not in synthetic:
-        raise KeyError("'synthetic' needs 'data_root' (the folder the synthetic benchmark "
-                       "is generated into)")
-    root = synthetic.pop('data_root')
-    if osp.normpath(root) != osp.normpath(data_root):
-        return
-    if not osp.isdir(osp.join(data_root, marker)):
-        from .synthetic import ensure_synthetic_aoi
-        ensure_synthetic_aoi(data_root, **synthetic)
-
-
+from .synthetic import maybe_generate_synthetic
 
 
 @DATASETS.register_module()

@@ -4,8 +4,8 @@ from typing import List, Optional
 from mmengine.dataset import BaseDataset
 from mmpretrain.registry import DATASETS
 
-from .aoi_dataset import maybe_generate_synthetic
 from .io import find_buffer_pairs
+from .synthetic import maybe_generate_synthetic
 
 
 @DATASETS.register_module()
