@@ -15,28 +15,31 @@ imports mmseg:
 2. **Weights-only checkpoint loading.** mmengine 0.10.7 calls ``torch.load``
    without ``weights_only``; torch >= 2.6 then refuses the ``HistoryBuffer`` and
    numpy objects an mmengine checkpoint contains, so ``--resume`` and
-   ``load_from`` break. We replace mmengine's local-file loader with one that
-   loads with ``weights_only=True`` inside a ``torch.serialization.safe_globals``
-   scope holding an explicit allow-list (:data:`CHECKPOINT_SAFE_GLOBALS`). The
-   allow-list is scoped to checkpoint loading, never process-wide, and
-   ``weights_only`` is never disabled.
+   ``load_from`` break, while its HTTP loader (``https://``, ``open-mmlab://``,
+   ``torchvision://``, ``mmcls://``) unpickles downloads fully. Every scheme of
+   mmengine's ``CheckpointLoader`` gets a loader that reads through
+   :mod:`aoissl_mm.utils.checkpoint` (``weights_only=True`` inside a scoped
+   ``torch.serialization.safe_globals`` allow-list), or is refused with an
+   error naming the checkpoint (``pavi://``, and any scheme registered later
+   by another package). ``weights_only`` is never disabled.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import io
 import os
 import sys
 import types
 import warnings
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
     'point_sample', 'sigmoid_focal_loss', 'install_mmcv_ops_fallback',
-    'checkpoint_safe_globals', 'safe_torch_load', 'patch_mmengine_checkpoint_loading',
-    'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
+    'patch_mmengine_checkpoint_loading', 'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
 ]
 
 MMCV_OPS_FALLBACK_ACTIVE = False
@@ -172,80 +175,137 @@ def install_mmcv_ops_fallback() -> bool:
 
 
 # ----------------------------------------------------------------------------
-# 2. weights-only checkpoint loading
+# 2. weights-only checkpoint loading for every mmengine scheme
 # ----------------------------------------------------------------------------
-def checkpoint_safe_globals() -> List[Any]:
-    """The allow-list of non-tensor types found in mmengine checkpoints.
+# The loaders below replace mmengine's entries in ``CheckpointLoader``; they resolve mmengine's
+# names (its model-zoo tables, its cache folder) and leave reading to aoissl_mm.utils.checkpoint.
+# That module is imported when a checkpoint is read, not here: ``import aoissl_mm`` applies these
+# shims before its subpackages exist.
+def _checkpoint() -> types.ModuleType:
+    return importlib.import_module('aoissl_mm.utils.checkpoint')
 
-    Derived from checkpoints written by mmengine 0.10.7 runners (message hub
-    ``HistoryBuffer`` objects holding numpy arrays and scalars, numpy dtypes
-    of logged values, the dataset ``classes`` tuple). Only these types, plus
-    torch's own weights-only set, can be reconstructed.
+
+def load_from_local(filename: str, map_location: Any = None) -> Any:
+    """mmengine scheme ``''`` (a local file), read weights-only."""
+    return _checkpoint().safe_torch_load(filename, map_location=map_location)
+
+
+def load_from_http(filename: str, map_location: Any = None) -> Any:
+    """mmengine schemes ``http://`` and ``https://``: download, then read weights-only.
+
+    mmengine's own loader unpickles the download fully
+    (``torch.hub.load_state_dict_from_url`` without ``weights_only``).
     """
-    import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
-
-    core = getattr(np, '_core', None) or np.core
-    multiarray = core.multiarray
-    # getattr: numpy 2 pickles dtypes of logged scalars through builtins.getattr (measured:
-    # resuming fails without it); the weights-only unpickler still only calls allowed globals
-    allowed: List[Any] = [HistoryBuffer, np.ndarray, np.dtype, getattr]
-    # numpy writes its private module path into the pickle; list both spellings
-    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
-        allowed.append((multiarray._reconstruct, f'{mod_name}._reconstruct'))
-        allowed.append((multiarray.scalar, f'{mod_name}.scalar'))
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:  # numpy >= 1.25: one class per dtype
-        for name in ('Float16DType', 'Float32DType', 'Float64DType', 'Int8DType',
-                     'Int16DType', 'Int32DType', 'Int64DType', 'UInt8DType',
-                     'UInt16DType', 'UInt32DType', 'UInt64DType', 'BoolDType',
-                     'LongDType', 'ULongDType', 'LongLongDType', 'ULongLongDType'):
-            cls = getattr(dtypes, name, None)
-            if cls is not None:
-                allowed.append(cls)
-    return allowed
+    return _checkpoint().safe_torch_load(filename, map_location=map_location)
 
 
-def safe_torch_load(path: str, map_location: Any = 'cpu') -> Any:
-    """``torch.load`` with ``weights_only=True`` and the checkpoint allow-list.
+def load_from_torchvision(filename: str, map_location: Any = None) -> Any:
+    """mmengine schemes ``torchvision://NAME`` and ``modelzoo://NAME`` (torchvision's URLs)."""
+    from mmengine.runner import checkpoint as mm_ckpt
+    prefix = 'modelzoo://' if filename.startswith('modelzoo://') else 'torchvision://'
+    if prefix == 'modelzoo://':
+        warnings.warn('The URL scheme of "modelzoo://" is deprecated, please use '
+                      '"torchvision://" instead')
+    url = _lookup(mm_ckpt.get_torchvision_models(), filename[len(prefix):], filename)
+    return _checkpoint().safe_torch_load(url, map_location=map_location)
 
-    Args:
-        path (str): Checkpoint file.
-        map_location: As in :func:`torch.load`.
 
-    Raises:
-        FileNotFoundError: The file does not exist.
-        RuntimeError: The file holds an object outside the allow-list (e.g. a
-            ``__reduce__`` payload); the message names the file.
+def load_from_openmmlab(filename: str, map_location: Any = None) -> Any:
+    """mmengine schemes ``open-mmlab://NAME`` and ``openmmlab://NAME``.
+
+    The name is looked up in mmengine's tables (plus ``$MMENGINE_HOME/open_mmlab.json``);
+    it gives a URL or a file under mmengine's home folder.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
-    try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError and friends
-        raise RuntimeError(
-            f'refusing to load checkpoint {path!r}: it is not a weights-only '
-            f'checkpoint of allowed types ({type(err).__name__}: {err})') from err
+    from mmengine.runner import checkpoint as mm_ckpt
+    prefix = 'open-mmlab://' if filename.startswith('open-mmlab://') else 'openmmlab://'
+    name = filename[len(prefix):]
+    deprecated = mm_ckpt.get_deprecated_model_names()
+    if name in deprecated:
+        warnings.warn(f'{prefix}{name} is deprecated in favor of {prefix}{deprecated[name]}')
+        name = deprecated[name]
+    target = _lookup(mm_ckpt.get_external_models(), name, filename)
+    if not _checkpoint().is_url(target):
+        target = os.path.join(mm_ckpt._get_mmengine_home(), target)
+    return _checkpoint().safe_torch_load(target, map_location=map_location)
 
 
-def _load_from_local(filename: str, map_location: Any = None) -> Any:
-    filename = os.path.expanduser(filename)
-    return safe_torch_load(filename, map_location=map_location)
+def load_from_mmcls(filename: str, map_location: Any = None) -> Any:
+    """mmengine scheme ``mmcls://NAME``: an mmcls URL; its ``backbone.`` tensors, as mmengine."""
+    from mmengine.runner import checkpoint as mm_ckpt
+    url = _lookup(mm_ckpt.get_mmcls_models(), filename[len('mmcls://'):], filename)
+    checkpoint = _checkpoint().safe_torch_load(url, map_location=map_location)
+    return mm_ckpt._process_mmcls_checkpoint(checkpoint)
+
+
+def load_from_ceph(filename: str, map_location: Any = None, backend: str = 'petrel') -> Any:
+    """mmengine schemes ``s3://`` and ``petrel://`` (optionally ``name:s3://``), read weights-only."""
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
+    with io.BytesIO(data) as buffer:
+        return _checkpoint().weights_only_load(buffer, map_location, name=filename)
+
+
+def load_from_pavi(filename: str, map_location: Any = None) -> Any:
+    """mmengine scheme ``pavi://``: refused (its download cannot be checked here)."""
+    raise RuntimeError(
+        f'refusing to load checkpoint {filename!r}: aoissl_mm reads checkpoints weights-only '
+        'and does not support pavi://; download the file and pass its local path')
+
+
+def _lookup(table: dict, name: str, filename: str) -> str:
+    if name not in table:
+        raise KeyError(f'checkpoint {filename!r}: no model named {name!r} in mmengine\'s table')
+    return table[name]
+
+
+# prefixes exactly as mmengine 0.10.7 registers them (the s3/petrel ones are regular expressions)
+_MMENGINE_SCHEMES = (
+    ('', load_from_local),
+    (('http://', 'https://'), load_from_http),
+    (('modelzoo://', 'torchvision://'), load_from_torchvision),
+    (('open-mmlab://', 'openmmlab://'), load_from_openmmlab),
+    ('mmcls://', load_from_mmcls),
+    ((r'(\S+\:)?s3://', r'(\S+\:)?petrel://'), load_from_ceph),
+    ('pavi://', load_from_pavi),
+)
 
 
 def patch_mmengine_checkpoint_loading() -> None:
-    """Route mmengine's local-file checkpoint loading through :func:`safe_torch_load`.
+    """Route every checkpoint mmengine reads through the weights-only allow-list.
 
     ``Runner.resume``, ``load_from``, ``load_checkpoint`` and ``PretrainedInit``
-    all reach ``CheckpointLoader``; we register our loader for the local-file
-    scheme (prefix ``''``) in its own scheme registry.
+    all reach ``CheckpointLoader``. Each scheme it knows gets a loader above
+    (registered with ``force=True``); its lookup is wrapped so that a scheme
+    registered later by anyone else is refused with an error naming the
+    checkpoint, instead of being read by a loader that may unpickle fully.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
-    if getattr(CheckpointLoader._schemes.get(''), '__aoissl_safe__', False):
+    if getattr(CheckpointLoader, '__aoissl_weights_only__', False):
         return
-    _load_from_local.__aoissl_safe__ = True  # type: ignore[attr-defined]
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+    ours = set()
+    for prefixes, loader in _MMENGINE_SCHEMES:
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
+        ours.add(loader)
+    find_loader = CheckpointLoader._get_checkpoint_loader.__func__
+
+    def _get_checkpoint_loader(cls: type, path: str) -> Any:
+        loader = find_loader(cls, path)
+        if loader not in ours:
+            raise RuntimeError(
+                f'refusing to load checkpoint {path!r}: its scheme is served by '
+                f'{getattr(loader, "__qualname__", loader)!s}, which aoissl_mm cannot vouch reads '
+                'weights-only; download the file and pass its local path')
+        return loader
+
+    CheckpointLoader._get_checkpoint_loader = classmethod(_get_checkpoint_loader)
+    CheckpointLoader.__aoissl_weights_only__ = True
+
+
+def __getattr__(name: str) -> Any:
+    # the checkpoint reader moved to aoissl_mm.utils.checkpoint; old imports keep working
+    if name in ('safe_torch_load', 'checkpoint_safe_globals'):
+        return getattr(_checkpoint(), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 _APPLIED = False

@@ -4,6 +4,9 @@ Example::
 
     python tools/test.py configs/fastervit0_upernet_aoi_cpu.py work_dirs/x/iter_800.pth \
         --show-dir overlays --out predictions
+
+The checkpoint (a file or an ``http(s)://`` URL) is read once, weights-only, and must match the
+model key for key (mmengine only warns); the Runner then loads that copy at its usual place.
 """
 import argparse
 import os
@@ -14,7 +17,7 @@ from mmengine.config import DictAction
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor (aoissl_mm)')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or http(s):// URL')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='directory for the predicted bit-mask PNGs')
     parser.add_argument('--show', action='store_true', help='show prediction results')
@@ -33,13 +36,17 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from aoissl_mm.utils import check_checkpoint_matches, load_config, setup_test_cfg
+    from aoissl_mm.utils import load_config, setup_test_cfg
+    from aoissl_mm.utils.checkpoint import is_url, preload_checkpoint
     cfg = load_config(args.config, args.cfg_options)
-    cfg = setup_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
+    # setup_test_cfg checks that a local file exists; a URL is checked when it is read
+    local = None if is_url(args.checkpoint) else args.checkpoint
+    cfg = setup_test_cfg(cfg, args.config, local, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
+    cfg.load_from = args.checkpoint
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
-    check_checkpoint_matches(runner.model, args.checkpoint)  # mmengine only warns
+    preload_checkpoint(runner, args.checkpoint)  # read once, checked strictly
     runner.test()
 
 

@@ -1,6 +1,6 @@
 """Library functions behind the thin ``tools/`` scripts (runner setup, config-key checks, checkpoint reading, benchmark, statistics, learning curves)."""
 from .benchmark import benchmark_segmentor, write_json
-from .checkpoints import check_checkpoint_matches
+from .checkpoint import check_checkpoint_matches
 from .image_stats import compute_image_stats
 from .runner_setup import (check_config_keys, check_num_classes, load_config,
                            setup_test_cfg, setup_train_cfg)

@@ -2,11 +2,11 @@
 
 Unregistered helpers shared by :class:`FasterViT` and :class:`AOIViT`:
 
-* :func:`load_backbone_weights` reads a checkpoint with the weights-only loader
-  of :func:`aoissl_mm.compat.safe_torch_load`, finds the backbone's tensors in
-  it (raw state dict, mmengine checkpoint, ``backbone.``/``encoder.`` prefixes),
-  refuses checkpoints of another architecture with a message naming the
-  mismatching keys, and reports what was loaded.
+* :func:`load_backbone_weights` reads a checkpoint (file or ``http(s)://`` URL)
+  through :mod:`aoissl_mm.utils.checkpoint` (weights-only, its container
+  rules), chooses the key prefix of the backbone (``backbone.``/``encoder.``/
+  none), refuses checkpoints of another architecture with a message naming
+  the mismatching keys, and reports what was loaded.
 * :func:`init_backbone_weights` implements ``init_weights()`` for an mmengine
   ``init_cfg`` that may contain ``dict(type='Pretrained', checkpoint=...,
   prefix=...)``; mmengine's ``PretrainedInit`` is deliberately not used (it
@@ -22,43 +22,12 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
 from torch import nn
 
-from aoissl_mm.compat import safe_torch_load
+from aoissl_mm.utils.checkpoint import compare_state_dicts, extract_state_dict, safe_torch_load
 
-__all__ = ['extract_state_dict', 'load_backbone_weights', 'init_backbone_weights']
+__all__ = ['load_backbone_weights', 'init_backbone_weights']
 
-# container keys under which checkpoints store their weights, tried in order
-_CONTAINER_KEYS = ('state_dict', 'model', 'module')
 # prefixes tried after the caller's prefix; '' = a raw backbone state dict
 _FALLBACK_PREFIXES = ('backbone.', 'encoder.', '')
-
-
-def extract_state_dict(checkpoint: object, path: str) -> Dict[str, torch.Tensor]:
-    """Return the tensor mapping held by a loaded checkpoint.
-
-    Args:
-        checkpoint (object): What :func:`torch.load` returned.
-        path (str): The file it came from (for error messages).
-
-    Returns:
-        Dict[str, torch.Tensor]: The tensors of the checkpoint, by name.
-
-    Raises:
-        TypeError: The checkpoint holds no mapping of names to tensors.
-    """
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError(f'checkpoint {path!r}: expected a state dict or a dict with a '
-                        f"'state_dict' entry, got {type(checkpoint).__name__}")
-    state = checkpoint
-    for key in _CONTAINER_KEYS:
-        inner = checkpoint.get(key)
-        if isinstance(inner, Mapping):
-            state = inner
-            break
-    tensors = {k: v for k, v in state.items() if isinstance(k, str) and torch.is_tensor(v)}
-    if not tensors:
-        raise TypeError(f'checkpoint {path!r} holds no tensors (top-level keys: '
-                        f'{sorted(map(str, checkpoint.keys()))[:10]})')
-    return tensors
 
 
 def _strip(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
@@ -76,15 +45,17 @@ def load_backbone_weights(
     """Load the backbone tensors of a checkpoint into ``module``.
 
     The checkpoint may be a raw state dict or an mmengine/Lightning checkpoint
-    (``{'state_dict': ...}``). Its keys are stripped of ``prefix``; the
-    prefixes ``'backbone.'``, ``'encoder.'`` and ``''`` (no prefix) are tried
-    too, and the one matching most of the module's keys wins. If ``module``
-    has a ``convert_checkpoint(state_dict)`` method it is applied to the
-    stripped dict first (AOIViT uses it to resize a position table).
+    (``{'state_dict': ...}``; the rules of
+    :func:`~aoissl_mm.utils.checkpoint.extract_state_dict`). Its keys are
+    stripped of ``prefix``; the prefixes ``'backbone.'``, ``'encoder.'`` and
+    ``''`` (no prefix) are tried too, and the one matching most of the
+    module's keys wins. If ``module`` has a ``convert_checkpoint(state_dict)``
+    method it is applied to the stripped dict first (AOIViT uses it to resize
+    a position table).
 
     Args:
         module (nn.Module): The backbone to load into.
-        path (str): Checkpoint file; read weights-only.
+        path (str): Checkpoint file or ``http(s)://`` URL; read weights-only.
         prefix (str): Prefix of the backbone keys in the checkpoint.
             Defaults to ``'backbone.'``.
         logger (logging.Logger | str, optional): Logger for the summary
@@ -104,8 +75,7 @@ def load_backbone_weights(
             another architecture); every such key is named with the expected
             and found shapes.
     """
-    checkpoint = safe_torch_load(path, map_location='cpu')
-    state = extract_state_dict(checkpoint, path)
+    state = extract_state_dict(safe_torch_load(path, map_location='cpu'), path)
     own = module.state_dict()
 
     prefixes: List[str] = []
@@ -129,18 +99,17 @@ def load_backbone_weights(
     if callable(convert):
         best = convert(best)
 
-    mismatched = [f'{k}: expected {tuple(own[k].shape)}, found {tuple(v.shape)}'
-                  for k, v in best.items() if k in own and own[k].shape != v.shape]
-    if mismatched:
+    diff = compare_state_dicts(own, best)
+    if diff.mismatched:
         raise ValueError(
             f'checkpoint {path!r} does not fit {name} (key prefix {best_prefix!r}); '
-            f'shape mismatch for {len(mismatched)} tensor(s): ' + '; '.join(mismatched))
+            f'shape mismatch for {len(diff.mismatched)} tensor(s): '
+            + '; '.join(f'{k}: expected {m}, found {c}' for k, m, c in diff.mismatched))
 
     matched = {k: v for k, v in best.items() if k in own}
     module.load_state_dict(matched, strict=False)
     loaded = sorted(matched)
-    missing = sorted(k for k in own if k not in matched)
-    unexpected = sorted(k for k in best if k not in own)
+    missing, unexpected = sorted(diff.missing), sorted(diff.unexpected)
 
     log = logger if logger is not None else MMLogger.get_current_instance()
     print_log(f'loaded {len(loaded)}/{len(own)} backbone parameter tensors from {path}',
