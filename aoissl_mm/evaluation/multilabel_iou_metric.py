@@ -9,7 +9,7 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from ..datasets.io import split_buffer_stem, write_multilabel_mask
+from ..datasets.io import write_multilabel_mask
 
 # (area_intersect, area_union, area_pred, area_label, per-batch info or None)
 _Result = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Optional[Tuple[float, int]]]
@@ -62,8 +62,8 @@ class MultiLabelIoUMetric(IoUMetric):
         output_dir (str, optional): Write each prediction there as
             ``<stem>.png``, a bit mask with bit ``c`` set where class ``c`` is
             predicted (``<stem>.npy``, H x W x C, for more than 8 classes);
-            ``<stem>`` is the buffer0 file name without ``_buffer0`` /
-            ``_buffer_0`` and extension. mmseg's ``tools/test.py --out`` sets
+            ``<stem>`` is the sample's ``stem`` metainfo (the buffer pair's
+            shared name, set by the dataset / ``LoadAOIImage``). mmseg's ``tools/test.py --out`` sets
             it. Defaults to None.
         format_only (bool): Only write the predictions (needs
             ``output_dir``); no ground truth is read and no metric computed.
@@ -164,12 +164,12 @@ class MultiLabelIoUMetric(IoUMetric):
 
     def _write_prediction(self, pred: torch.Tensor, data_sample: dict) -> None:
         """Write one (C, H, W) prediction to ``output_dir`` as a bit-mask PNG."""
-        img_path = data_sample.get('img_path')
-        if not img_path:
-            raise KeyError('MultiLabelIoUMetric: output_dir is set but a data sample has no '
-                           '"img_path" to name its mask file after')
-        parsed = split_buffer_stem(img_path)
-        stem = parsed[0] if parsed is not None else osp.splitext(osp.basename(img_path))[0]
+        stem = data_sample.get('stem')
+        if not stem:
+            raise KeyError(f'MultiLabelIoUMetric: output_dir is set but the data sample of '
+                           f'{data_sample.get("img_path", "<unknown image>")} has no "stem" '
+                           f'metainfo to name its mask file after (LoadAOIImage sets it and '
+                           f"PackMultiLabelSegInputs' meta_keys carry it)")
         ext = '.png' if pred.shape[0] <= 8 else '.npy'
         mask = (pred.detach().cpu().numpy() == 1).astype(np.uint8).transpose(1, 2, 0)
         write_multilabel_mask(osp.abspath(osp.join(self.output_dir, stem + ext)), mask)

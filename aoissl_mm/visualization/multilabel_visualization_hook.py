@@ -1,15 +1,14 @@
-"""Validation/test visualization hook that reads two-light buffer pairs."""
-import os.path as osp
+"""Validation/test visualization hook for two-light (2-channel) AOI samples."""
 from typing import Any, Optional, Sequence
 
+import cv2
 import numpy as np
+import torch
 from mmengine.runner import Runner
 from mmseg.engine.hooks import SegVisualizationHook
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
-from ..datasets.io import read_buffer_pair, split_buffer_stem
-from ..datasets.transforms.functional import crop, pad_center
 from .multilabel_seg_local_visualizer import aoi_display_image
 
 
@@ -18,15 +17,16 @@ class MultiLabelVisualizationHook(SegVisualizationHook):
     """Draw val/test predictions of 2-channel AOI samples.
 
     mmseg's :class:`SegVisualizationHook` re-reads ``img_path`` as an RGB
-    file, which shows only buffer0 of a two-light sample. This hook reads both
-    buffers from the sample's ``buffer_paths`` metainfo with
-    :func:`read_buffer_pair`, turns them into the false-colour composite of
-    :func:`aoi_display_image` and passes it to the current visualizer (best a
-    :class:`MultiLabelSegLocalVisualizer`) under the name
-    ``'<mode>_<stem>'``. When the sample was cropped at test time
-    (``PadCenterCrop`` / ``PositiveAnchoredRandomCrop`` store ``crop_bbox``)
-    and its masks have the crop's size, the buffer pair is zero-padded and
-    cropped the same way so that image and masks line up. With
+    file, which shows only buffer0 of a two-light sample. This hook draws the
+    2-channel input the model was given — the batch's packed ``inputs``,
+    already loaded, padded and cropped by the test pipeline, so image and
+    masks line up and nothing is read again from disk — as the false-colour
+    composite of :func:`aoi_display_image`, and passes it to the current
+    visualizer (best a :class:`MultiLabelSegLocalVisualizer`) under the name
+    ``'<mode>_<stem>'`` (``stem`` metainfo, set by the dataset). With
+    test-time augmentation the first view is drawn. If the masks were
+    resized back to another size than the input (a ``Resize`` in the test
+    pipeline), the composite is resized to the masks for display. With
     ``LocalVisBackend`` the drawings end up in
     ``<save_dir>/vis_data/vis_image/<mode>_<stem>_<iter>.png``; mmseg-style
     ``tools/test.py --show-dir DIR`` sets ``draw=True`` and the visualizer's
@@ -41,8 +41,8 @@ class MultiLabelVisualizationHook(SegVisualizationHook):
         wait_time (float): Display time in seconds. Defaults to 0.
         percentiles (Sequence[float]): Stretch of the composite.
             Defaults to (1, 99).
-        backend_args (dict, optional): Not supported: buffers are read from
-            the local file system. Must be None.
+        backend_args (dict, optional): Not used (nothing is read from
+            disk). Must be None.
 
     Raises:
         ValueError: ``backend_args`` given.
@@ -57,46 +57,50 @@ class MultiLabelVisualizationHook(SegVisualizationHook):
                  backend_args: Optional[dict] = None) -> None:
         if backend_args is not None:
             raise ValueError('MultiLabelVisualizationHook: backend_args is not supported; the '
-                             'buffer pairs are read from local files with read_buffer_pair')
+                             'hook draws the packed inputs and reads no file')
         super().__init__(draw=draw, interval=interval, show=show, wait_time=wait_time,
                          backend_args=None)
         self.percentiles = tuple(float(p) for p in percentiles)
 
     @staticmethod
-    def _buffer_paths(output: SegDataSample) -> Sequence[str]:
-        """The (buffer0, buffer1) paths of a sample; clear error if absent."""
-        paths = output.metainfo.get('buffer_paths')
-        if paths is None or len(paths) != 2:
-            raise KeyError(f'MultiLabelVisualizationHook: sample '
-                           f'{output.metainfo.get("img_path", "<unknown image>")} has '
-                           f'buffer_paths={paths!r}; expected the metainfo key "buffer_paths" '
-                           f'= (buffer0 path, buffer1 path), as AOIDataset sets it (use '
-                           f'SegVisualizationHook for RGB datasets)')
-        return paths
-
-    @staticmethod
-    def _match_crop(pair: np.ndarray, output: SegDataSample) -> np.ndarray:
-        """Pad + crop ``pair`` like the test pipeline if the masks are crop-sized.
+    def _input_pair(data_batch: Any, index: int, output: SegDataSample) -> np.ndarray:
+        """The H x W x 2 input of sample ``index`` of the batch, as the model saw it.
 
         Args:
-            pair (np.ndarray): H x W x 2 buffer pair as read from disk.
-            output (SegDataSample): The sample (``crop_bbox`` metainfo and
-                ``pred_sem_seg`` / ``gt_sem_seg``).
+            data_batch (Any): The dataloader's batch (``inputs``: a list of
+                (2, H, W) tensors, or of lists of them under TTA).
+            index (int): Position of the sample in the batch.
+            output (SegDataSample): Its prediction (for the mask size and
+                the error message).
 
         Returns:
-            np.ndarray: ``pair`` itself, or its padded crop.
+            np.ndarray: H x W x 2, resized (nearest) to the masks if needed.
+
+        Raises:
+            KeyError: The batch holds no ``inputs`` for the sample.
+            ValueError: The input does not have 2 channels.
         """
-        bbox = output.metainfo.get('crop_bbox')
+        inputs = data_batch.get('inputs') if isinstance(data_batch, dict) else None
+        name = output.metainfo.get('img_path', '<unknown image>')
+        if inputs is None or index >= len(inputs):
+            raise KeyError(f'MultiLabelVisualizationHook: no packed "inputs" for sample {name} '
+                           f'in the data batch (expected the dataloader batch of '
+                           f'PackMultiLabelSegInputs)')
+        image = inputs[index]
+        if isinstance(image, (list, tuple)):  # test-time augmentation: the first view
+            image = image[0]
+        if torch.is_tensor(image):
+            image = image.detach().cpu().numpy()
+        if image.ndim != 3 or image.shape[0] != 2:
+            raise ValueError(f'MultiLabelVisualizationHook: sample {name} has an input of shape '
+                             f'{tuple(image.shape)}; expected (2, H, W) (two light buffers)')
+        pair = np.ascontiguousarray(image.transpose(1, 2, 0))
         field = next((f for f in ('pred_sem_seg', 'gt_sem_seg') if f in output), None)
-        if bbox is None or field is None:
-            return pair
-        mask_hw = tuple(output.get(field).data.shape[-2:])
-        y0, y1, x0, x1 = (int(v) for v in bbox)
-        crop_hw = (y1 - y0, x1 - x0)
-        if mask_hw != crop_hw or mask_hw == tuple(pair.shape[:2]):
-            return pair
-        padded, _ = pad_center(pair, crop_hw, 0)
-        return crop(padded, (y0, y1, x0, x1))
+        if field is not None:
+            mask_hw = tuple(output.get(field).data.shape[-2:])
+            if mask_hw != pair.shape[:2]:
+                pair = cv2.resize(pair, mask_hw[::-1], interpolation=cv2.INTER_NEAREST)
+        return pair
 
     def _after_iter(self,
                     runner: Runner,
@@ -109,22 +113,21 @@ class MultiLabelVisualizationHook(SegVisualizationHook):
         Args:
             runner (Runner): The runner (``runner.iter`` is the step).
             batch_idx (int): Index of the batch in the loop.
-            data_batch (Any): The batch from the dataloader (unused).
-            outputs (Sequence[SegDataSample]): Model outputs with
-                ``buffer_paths`` metainfo and ``pred_sem_seg`` (and
-                ``gt_sem_seg`` when available).
+            data_batch (Any): The batch from the dataloader (its packed
+                2-channel ``inputs`` are drawn).
+            outputs (Sequence[SegDataSample]): Model outputs with ``stem``
+                metainfo and ``pred_sem_seg`` (and ``gt_sem_seg`` when
+                available).
             mode (str): ``'train'``, ``'val'`` or ``'test'``.
         """
         if self.draw is False or mode == 'train':
             return
         if not self.every_n_inner_iters(batch_idx, self.interval):
             return
-        for output in outputs:
-            path0, path1 = self._buffer_paths(output)
-            pair = self._match_crop(read_buffer_pair(path0, path1), output)
-            image = aoi_display_image(pair, self.percentiles)
-            parsed = split_buffer_stem(path0)
-            stem = parsed[0] if parsed is not None else osp.splitext(osp.basename(path0))[0]
+        for index, output in enumerate(outputs):
+            image = aoi_display_image(self._input_pair(data_batch, index, output),
+                                      self.percentiles)
+            stem = output.metainfo.get('stem', f'{batch_idx}_{index}')
             self._visualizer.add_datasample(
                 f'{mode}_{stem}',
                 image,

@@ -1,4 +1,5 @@
 """Load the two light buffers of an AOI image as one H x W x 2 array."""
+import os.path as osp
 from typing import Optional
 
 import numpy as np
@@ -6,7 +7,7 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS as PRETRAIN_TRANSFORMS
 from mmseg.registry import TRANSFORMS
 
-from ..io import read_buffer_pair
+from ..io import read_buffer_pair, split_buffer_stem
 
 
 @TRANSFORMS.register_module()
@@ -18,7 +19,9 @@ class LoadAOIImage(BaseTransform):
     ``buffer0`` file; ``buffer1`` is found by name).
 
     Added keys: ``img`` (H x W x 2, uint8 or uint16 unchanged, or float32 when
-    ``to_float32``), ``img_shape``, ``ori_shape``.
+    ``to_float32``), ``img_shape``, ``ori_shape``, and ``stem`` (the name
+    shared by the pair, which names predictions and drawings downstream)
+    when the dataset has not set it.
 
     A 3-channel buffer keeps its first channel (with a warning); 16-bit data
     keeps its full range (set the preprocessor statistics in the same units,
@@ -33,14 +36,17 @@ class LoadAOIImage(BaseTransform):
 
     @staticmethod
     def _partner(path0: str) -> Optional[str]:
-        import os.path as osp
-        from ..io import split_buffer_stem
         parsed = split_buffer_stem(path0)
         if parsed is None:
             return None
         folder, name = osp.split(path0)
         stem, ext = osp.splitext(name)
         return osp.join(folder, stem[:-1] + '1' + ext)
+
+    @staticmethod
+    def _stem(path0: str) -> str:
+        parsed = split_buffer_stem(path0)
+        return parsed[0] if parsed is not None else osp.splitext(osp.basename(path0))[0]
 
     def transform(self, results: dict) -> dict:
         if 'buffer_paths' in results:
@@ -57,6 +63,7 @@ class LoadAOIImage(BaseTransform):
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
+        results.setdefault('stem', self._stem(p0))
         return results
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ class PackMultiLabelSegInputs(BaseTransform):
                  meta_keys: Sequence[str] = ('img_path', 'seg_map_path', 'ori_shape',
                                              'img_shape', 'pad_shape', 'scale_factor', 'flip',
                                              'flip_direction', 'reduce_zero_label',
-                                             'buffer_paths', 'crop_bbox')) -> None:
+                                             'buffer_paths', 'stem', 'crop_bbox')) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

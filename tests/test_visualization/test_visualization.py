@@ -153,8 +153,20 @@ def write_pair(folder, stem):
     return p0, p1
 
 
-def output_for(p0, p1) -> SegDataSample:
-    ds = SegDataSample(metainfo=dict(img_path=p0, buffer_paths=(p0, p1), ori_shape=(6, 8)))
+def packed_batch(p0, crop=None) -> dict:
+    """A one-sample dataloader batch built by the real loading/packing transforms."""
+    from aoissl_mm.datasets.transforms import (LoadAOIImage, PackMultiLabelSegInputs,
+                                               PadCenterCrop)
+    results = LoadAOIImage()(dict(img_path=p0))
+    if crop is not None:
+        results = PadCenterCrop(size=crop)(results)
+    packed = PackMultiLabelSegInputs()(results)
+    return dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']])
+
+
+def output_for(p0, p1, stem='dev01') -> SegDataSample:
+    ds = SegDataSample(metainfo=dict(img_path=p0, buffer_paths=(p0, p1), ori_shape=(6, 8),
+                                     stem=stem))
     gt = torch.zeros((4, 6, 8), dtype=torch.uint8)
     gt[0, 1:5, 1:4] = 1
     ds.gt_sem_seg = PixelData(data=gt)
@@ -171,14 +183,15 @@ def test_hook_writes_composite_drawings_through_local_backend(tmp_path):
     hook = HOOKS.build(dict(type='MultiLabelVisualizationHook', draw=True, interval=2))
     assert isinstance(hook, MultiLabelVisualizationHook)
     p0, p1 = write_pair(str(tmp_path), 'dev01')
+    batch = packed_batch(p0)     # the dataloader's batch: the hook draws its packed inputs
     runner = SimpleNamespace(iter=7)
     img_dir = save_dir / 'vis_data' / 'vis_image'
 
-    hook.after_test_iter(runner, 0, {}, [output_for(p0, p1)])     # batch 1 of interval 2
+    hook.after_test_iter(runner, 0, batch, [output_for(p0, p1)])     # batch 1 of interval 2
     assert not img_dir.exists()
-    hook.after_train_iter(runner, 1, {}, [output_for(p0, p1)])    # training: never drawn
+    hook.after_train_iter(runner, 1, batch, [output_for(p0, p1)])    # training: never drawn
     assert not img_dir.exists()
-    hook.after_test_iter(runner, 1, {}, [output_for(p0, p1)])
+    hook.after_test_iter(runner, 1, batch, [output_for(p0, p1)])
     written = sorted(p.name for p in img_dir.iterdir())
     assert written == ['test_dev01_7.png']
     img = cv2.cvtColor(cv2.imread(str(img_dir / written[0])), cv2.COLOR_BGR2RGB)
@@ -193,18 +206,21 @@ def test_hook_writes_composite_drawings_through_local_backend(tmp_path):
     assert img[1, 1].tolist() == [int(v) for v in vis.dataset_meta['palette'][0]]  # wire contour
 
 
-def test_hook_draw_false_and_missing_buffer_paths(tmp_path):
+def test_hook_draw_false_and_missing_inputs(tmp_path):
     VISUALIZERS.build(dict(type='MultiLabelSegLocalVisualizer', name='mlvis_hook_test2',
                            vis_backends=[dict(type='LocalVisBackend')],
                            save_dir=str(tmp_path / 'show')))
     p0, p1 = write_pair(str(tmp_path), 'dev02')
     off = MultiLabelVisualizationHook(draw=False, interval=1)
-    off.after_val_iter(SimpleNamespace(iter=0), 0, {}, [output_for(p0, p1)])
+    off.after_val_iter(SimpleNamespace(iter=0), 0, packed_batch(p0), [output_for(p0, p1)])
     assert not (tmp_path / 'show' / 'vis_data' / 'vis_image').exists()
     hook = MultiLabelVisualizationHook(draw=True, interval=1)
     bare = SegDataSample(metainfo=dict(img_path=p0))
-    with pytest.raises(KeyError, match='buffer_paths'):
+    with pytest.raises(KeyError, match=r'no packed "inputs" for sample .*dev02_buffer0\.png'):
         hook.after_val_iter(SimpleNamespace(iter=0), 0, {}, [bare])
+    rgb = dict(inputs=[torch.zeros(3, 6, 8, dtype=torch.uint8)])
+    with pytest.raises(ValueError, match=r'\(3, 6, 8\); expected \(2, H, W\)'):
+        hook.after_val_iter(SimpleNamespace(iter=0), 0, rgb, [bare])
 
 
 def test_hook_crops_the_pair_like_the_test_pipeline(tmp_path):
@@ -214,15 +230,19 @@ def test_hook_crops_the_pair_like_the_test_pipeline(tmp_path):
                            save_dir=str(save_dir)))
     hook = MultiLabelVisualizationHook(draw=True, interval=1)
     p0, p1 = write_pair(str(tmp_path), 'dev03')     # 6 x 8
-    # PadCenterCrop(8 x 8): one zero row on top and bottom, crop (0, 8, 0, 8)
-    ds = SegDataSample(metainfo=dict(img_path=p0, buffer_paths=(p0, p1), crop_bbox=(0, 8, 0, 8)))
+    # the real test pipeline with PadCenterCrop(8 x 8): one zero row on top and bottom
+    batch = packed_batch(p0, crop=(8, 8))
+    ds = batch['data_samples'][0]
+    assert ds.stem == 'dev03' and tuple(batch['inputs'][0].shape) == (2, 8, 8)
     ds.pred_sem_seg = PixelData(data=torch.zeros((4, 8, 8), dtype=torch.uint8))
-    hook.after_test_iter(SimpleNamespace(iter=0), 0, {}, [ds])
+    hook.after_test_iter(SimpleNamespace(iter=0), 0, batch, [ds])
     img = cv2.cvtColor(cv2.imread(str(save_dir / 'vis_data' / 'vis_image' / 'test_dev03_0.png')),
                        cv2.COLOR_BGR2RGB)
     assert img.shape[1] == 8
-    # row 0 is padding (black); row 1 = original row 0: R 0/255 by column, G 0, B 0/85
+    # row 0 is padding (black); row 1 = original row 0: R 0/255 by column, G 0, B 0/170
+    # (mean 0/100 on the 0, 50, 100, 150 scale); row 6 = original row 5: G 255, B 85/255
     assert img[0, 7].tolist() == [0, 0, 0]
     assert img[1, 7].tolist() == [255, 0, 170]
     assert img[7, 7].tolist() == [0, 0, 0]
     assert img[6, 0].tolist() == [0, 255, 85]
+    assert img[6, 7].tolist() == [255, 255, 255]

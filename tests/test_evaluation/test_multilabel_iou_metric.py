@@ -31,8 +31,9 @@ def chw(spec: Dict[int, Pixels], ignore: Dict[int, Pixels] = None) -> torch.Tens
     return out
 
 
-def sample(pred: torch.Tensor, gt: torch.Tensor, name: str = 'dev_buffer0.png') -> dict:
-    return dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt), img_path=name)
+def sample(pred: torch.Tensor, gt: torch.Tensor, name: str = 'dev_buffer0.png',
+           stem: str = 'dev') -> dict:
+    return dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt), img_path=name, stem=stem)
 
 
 ROW1 = [(1, 0), (1, 1), (1, 2), (1, 3)]
@@ -166,8 +167,9 @@ def test_ignore_index_is_element_wise():
 def test_output_dir_writes_bitmask_pngs(tmp_path):
     out = tmp_path / 'preds'
     metric = make_metric(output_dir=str(out), keep_results=True)
-    run(metric, [[sample(PRED1, GT1, 'root/images/dev01_buffer0.png'),
-                  sample(PRED2, GT2, 'root/images/dev02_buffer_0.tif')]])
+    # the file is named after the sample's stem metainfo (set by the dataset), not the path
+    run(metric, [[sample(PRED1, GT1, 'root/images/dev01_buffer0.png', stem='dev01'),
+                  sample(PRED2, GT2, 'root/images/other_buffer_0.tif', stem='dev02')]])
     for stem, pred in (('dev01', PRED1), ('dev02', PRED2)):
         path = osp.join(str(out), f'{stem}.png')
         mask = read_multilabel_mask(path, len(CLASSES))
@@ -180,8 +182,11 @@ def test_output_dir_writes_bitmask_pngs(tmp_path):
 
 def test_format_only_writes_without_gt(tmp_path):
     metric = make_metric(output_dir=str(tmp_path), format_only=True)
-    metric.process({}, [dict(pred_sem_seg=dict(data=PRED2), img_path='x/dev9_buffer0.png')])
+    metric.process({}, [dict(pred_sem_seg=dict(data=PRED2), img_path='x/dev9_buffer0.png',
+                             stem='dev9')])
     assert metric.evaluate(1) == {}
+    with pytest.raises(KeyError, match=r'x/a_buffer0\.png has no "stem"'):
+        metric.process({}, [dict(pred_sem_seg=dict(data=PRED2), img_path='x/a_buffer0.png')])
     mask = read_multilabel_mask(str(tmp_path / 'dev9.png'), len(CLASSES))
     np.testing.assert_array_equal(mask, PRED2.numpy().transpose(1, 2, 0))
 
