@@ -64,7 +64,7 @@ class AOIDataset(BaseSegDataset):
             label_note = None
         data_list = []
         for stem, p0, p1 in find_buffer_pairs(img_dir):
-            info = dict(img_path=p0, buffer_paths=(p0, p1), num_classes=num_classes,
+            info = dict(img_path=p0, buffer_paths=(p0, p1), stem=stem, num_classes=num_classes,
                         label_map=self.label_map, reduce_zero_label=False, seg_fields=[])
             if ann_dir:
                 seg = find_label_file(ann_dir, stem)

@@ -35,5 +35,5 @@ class AOIPretrainDataset(BaseDataset):
         super().__init__(data_root=data_root, data_prefix=data_prefix, **kwargs)
 
     def load_data_list(self) -> List[dict]:
-        return [dict(img_path=p0, buffer_paths=(p0, p1))
-                for _, p0, p1 in find_buffer_pairs(self.data_prefix['img_path'], recursive=True)]
+        return [dict(img_path=p0, buffer_paths=(p0, p1), stem=stem)
+                for stem, p0, p1 in find_buffer_pairs(self.data_prefix['img_path'], recursive=True)]

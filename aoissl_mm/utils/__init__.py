@@ -2,11 +2,11 @@
 from .benchmark import benchmark_segmentor, write_json
 from .checkpoint import check_checkpoint_matches
 from .image_stats import compute_image_stats
-from .runner_setup import (check_config_keys, check_num_classes, load_config,
+from .runner_setup import (check_config_keys, check_dataset_classes, load_config,
                            setup_test_cfg, setup_train_cfg)
 
 __all__ = [
     'load_config', 'check_config_keys', 'setup_train_cfg', 'setup_test_cfg',
     'benchmark_segmentor', 'write_json', 'compute_image_stats', 'check_checkpoint_matches',
-    'check_num_classes'
+    'check_dataset_classes'
 ]
