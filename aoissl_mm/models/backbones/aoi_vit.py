@@ -7,13 +7,14 @@ initialised mask token substituted for masked patch embeddings before the
 position table is added, 6 pre-norm blocks (384 wide, 6 heads, MLP ratio 4,
 LayerNorm eps 1e-6, no LayerScale) and a final LayerNorm shared by every
 returned feature map. Parameter names follow DINOv2 (``patch_embed.proj``,
-``blocks.i.attn.qkv``, ``norm``, ...).
+``blocks.i.attn.qkv``, ``norm``, ...). Written from the ViT, DINO and DINOv2
+papers and the AOI-SSL spec; the shared attention, MLP and position-table
+resizing come from :mod:`aoissl_mm.models.utils`.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
@@ -21,45 +22,10 @@ from mmseg.registry import MODELS as SEG_MODELS
 from torch import nn
 from torch.nn.init import trunc_normal_
 
-from .fastervit import Attention, Mlp
+from ..utils import Attention, Mlp, interpolate_pos_table
 from .pretrained import init_backbone_weights
 
-__all__ = ['AOIViT', 'PatchEmbed', 'ViTBlock', 'interpolate_pos_table']
-
-
-def interpolate_pos_table(patch_pos: torch.Tensor, grid: Tuple[int, int],
-                          out_grid: Tuple[int, int], offset: float = 0.1) -> torch.Tensor:
-    """Resize the patch part of a position table (bicubic, no antialias).
-
-    With ``offset > 0`` the DINO trick is used: ``scale_factor = (out + offset)
-    / in`` per axis instead of an output size (the sampling grid is slightly
-    stretched); the result is ``out_grid`` either way.
-
-    Args:
-        patch_pos (torch.Tensor): ``(1, gh * gw, C)`` table (no CLS slot).
-        grid (Tuple[int, int]): Its grid ``(gh, gw)``.
-        out_grid (Tuple[int, int]): Wanted grid ``(oh, ow)``.
-        offset (float): Scale-factor offset. Defaults to 0.1.
-
-    Returns:
-        torch.Tensor: ``(1, oh * ow, C)`` table in the input dtype.
-    """
-    if tuple(grid) == tuple(out_grid):
-        return patch_pos
-    dtype = patch_pos.dtype
-    c = patch_pos.shape[-1]
-    table = patch_pos.float().reshape(1, grid[0], grid[1], c).permute(0, 3, 1, 2)
-    if offset:
-        scale = ((out_grid[0] + offset) / grid[0], (out_grid[1] + offset) / grid[1])
-        table = F.interpolate(table, scale_factor=scale, mode='bicubic', align_corners=False,
-                              antialias=False)
-    else:
-        table = F.interpolate(table, size=tuple(out_grid), mode='bicubic', align_corners=False,
-                              antialias=False)
-    if tuple(table.shape[-2:]) != tuple(out_grid):
-        raise RuntimeError(f'interpolate_pos_table: resized {grid} to {tuple(table.shape[-2:])}, '
-                           f'expected {tuple(out_grid)}')
-    return table.permute(0, 2, 3, 1).reshape(1, -1, c).to(dtype)
+__all__ = ['AOIViT', 'PatchEmbed', 'ViTBlock']
 
 
 class PatchEmbed(nn.Module):
@@ -360,7 +326,3 @@ class AOIViT(BaseModule):
         if parts[0] == 'blocks' and len(parts) > 1:
             return int(parts[1]) + 1, num_layers
         return num_layers - 1, num_layers
-
-    def no_weight_decay_keys(self) -> Tuple[str, ...]:
-        """Name substrings to exempt from weight decay (``custom_keys``)."""
-        return ('cls_token', 'pos_embed', 'mask_token')
