@@ -106,6 +106,12 @@ def test_dataset_loads_independent_layout_with_overlaps(tmp_path, seg_scope):
     first = ds[0]['inputs']
     assert torch.equal(first[0], torch.from_numpy(b0)) and torch.equal(first[1], torch.from_numpy(b1))
     assert ds[0]['data_samples'].metainfo['img_path'].endswith('devA_001_buffer0.png')
+    # the pair's stem is set once by the dataset and packed for the metric and the hook
+    assert ds.get_data_info(0)['stem'] == 'devA_001'
+    assert ds[0]['data_samples'].metainfo['stem'] == 'devA_001'
+    # without a dataset (a bare path), LoadAOIImage derives it from the buffer0 name
+    bare = LoadAOIImage()(dict(img_path=ds.get_data_info(0)['img_path']))
+    assert bare['stem'] == 'devA_001'
 
 
 def test_dataset_num_classes_configurable(tmp_path, seg_scope):
@@ -139,6 +145,9 @@ def test_pretrain_dataset_any_depth(tmp_path, pretrain_scope):
     assert len(ds) == 4
     img = ds[3]['img']
     assert img.shape == (8, 8, 2) and img[0, 0].tolist() == [10, 20]
+    # stems below the root keep their sub-folders, so they stay unique
+    assert sorted(ds.get_data_info(i)['stem'] for i in range(4)) == [
+        'famA/img0', 'famA/img1', 'famB/deeper/img0', 'famB/deeper/img1']
 
 
 def test_selfsup_preprocessor_two_channels():
@@ -252,7 +261,7 @@ def test_independent_layout_through_the_config_training_pipeline(tmp_path, seg_s
     from mmengine.config import Config
     root = str(tmp_path)
     _, _, mask = _write_sample(root, 'train', 'dev_000', h=48, w=64, seed=4)
-    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
                                    'configs', '_base_', 'datasets', 'aoi_synthetic.py'))
     ds = AOIDataset(data_root=root, pipeline=cfg.train_pipeline,
                     data_prefix=dict(img_path='images/train', seg_map_path='labels/train'))

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from aoissl_mm.datasets.io import read_multilabel_mask
 from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CROP = 64
 
 
@@ -36,13 +36,30 @@ def _tiny_config(tmp_path, base='fastervit0_upernet_aoi_cpu.py'):
             elif t['type'] == 'PadCenterCrop':
                 t['size'] = (CROP, CROP)
     cfg.train_dataloader.batch_size = 2
-    cfg.custom_hooks = []
-    cfg.param_scheduler = []
+    # the real TimeBudgetHook stays (it drives the LR); its budget outlasts the 2-4 iterations
+    (hook, ) = cfg.custom_hooks
+    assert hook.type == 'TimeBudgetHook'
+    hook.budget_s = 3600
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=2)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=2)
     path = str(tmp_path / 'tiny.py')
     cfg.dump(path)
     return path
+
+
+def _read_checkpoint(path):
+    from aoissl_mm.utils.checkpoint import safe_torch_load
+    return safe_torch_load(path)
+
+
+def _adam_steps(ckpt) -> int:
+    steps = {int(state['step']) for state in ckpt['optimizer']['state'].values()}
+    assert len(steps) == 1, steps
+    return steps.pop()
+
+
+def _budget_spent(ckpt) -> float:
+    return float(ckpt['message_hub']['runtime_info']['time_budget_elapsed_s'])
 
 
 def _run(script, args, monkeypatch):
@@ -54,12 +71,19 @@ def test_train_resume_test_show_out(tmp_path, monkeypatch):
     cfg_path = _tiny_config(tmp_path)
     work = str(tmp_path / 'work')
     _run('train.py', [cfg_path, '--work-dir', work], monkeypatch)
-    ckpt = osp.join(work, 'iter_2.pth')
-    assert osp.isfile(ckpt)
+    ckpt2 = _read_checkpoint(osp.join(work, 'iter_2.pth'))
     # resume and train on to iteration 4 (weights-only loading of an mmengine checkpoint)
     _run('train.py', [cfg_path, '--work-dir', work, '--resume',
                       '--cfg-options', 'train_cfg.max_iters=4'], monkeypatch)
-    assert osp.isfile(osp.join(work, 'iter_4.pth'))
+    ckpt4 = _read_checkpoint(osp.join(work, 'iter_4.pth'))
+    # a resumed run continues the optimiser state (a fresh start or load_from would count
+    # 2 steps, not 4) and the time budget already spent; its log says where it resumed
+    assert _adam_steps(ckpt2) == 2 and _adam_steps(ckpt4) == 4
+    assert ckpt4['meta']['iter'] == 4
+    spent2, spent4 = _budget_spent(ckpt2), _budget_spent(ckpt4)
+    assert 0 < spent2 < spent4
+    logs = sorted(glob.glob(osp.join(work, '*', '*.log')))
+    assert len(logs) == 2 and 'resumed epoch: 0, iter: 2' in open(logs[-1]).read()
     # a typo in --cfg-options is refused, naming the key
     with pytest.raises(KeyError, match='num_clases'):
         _run('train.py', [cfg_path, '--work-dir', work,
