@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import logging
 import os
 import sys
 import types
@@ -204,8 +205,7 @@ def load_from_torchvision(filename: str, map_location: Any = None) -> Any:
     from mmengine.runner import checkpoint as mm_ckpt
     prefix = 'modelzoo://' if filename.startswith('modelzoo://') else 'torchvision://'
     if prefix == 'modelzoo://':
-        warnings.warn('The URL scheme of "modelzoo://" is deprecated, please use '
-                      '"torchvision://" instead')
+        _warn('The URL scheme of "modelzoo://" is deprecated, please use "torchvision://" instead')
     url = _lookup(mm_ckpt.get_torchvision_models(), filename[len(prefix):], filename)
     return _checkpoint().safe_torch_load(url, map_location=map_location)
 
@@ -221,7 +221,7 @@ def load_from_openmmlab(filename: str, map_location: Any = None) -> Any:
     name = filename[len(prefix):]
     deprecated = mm_ckpt.get_deprecated_model_names()
     if name in deprecated:
-        warnings.warn(f'{prefix}{name} is deprecated in favor of {prefix}{deprecated[name]}')
+        _warn(f'{prefix}{name} is deprecated in favor of {prefix}{deprecated[name]}')
         name = deprecated[name]
     target = _lookup(mm_ckpt.get_external_models(), name, filename)
     if not _checkpoint().is_url(target):
@@ -238,7 +238,7 @@ def load_from_mmcls(filename: str, map_location: Any = None) -> Any:
 
 
 def load_from_ceph(filename: str, map_location: Any = None, backend: str = 'petrel') -> Any:
-    """mmengine schemes ``s3://`` and ``petrel://`` (optionally ``name:s3://``), read weights-only."""
+    """mmengine schemes ``s3://`` and ``petrel://`` (also ``name:s3://``), read weights-only."""
     from mmengine.fileio import get_file_backend
     data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
     with io.BytesIO(data) as buffer:
@@ -250,6 +250,11 @@ def load_from_pavi(filename: str, map_location: Any = None) -> Any:
     raise RuntimeError(
         f'refusing to load checkpoint {filename!r}: aoissl_mm reads checkpoints weights-only '
         'and does not support pavi://; download the file and pass its local path')
+
+
+def _warn(message: str) -> None:
+    from mmengine.logging import print_log
+    print_log(message, logger='current', level=logging.WARNING)
 
 
 def _lookup(table: dict, name: str, filename: str) -> str:

@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.hooks import Hook
 
 import aoissl_mm  # noqa: F401  (applies the shims)
 from aoissl_mm import compat
+from aoissl_mm.utils.checkpoint import safe_torch_load
 
 
 # ---------------------------------------------------------------------------
@@ -18,8 +20,8 @@ from aoissl_mm import compat
 # ---------------------------------------------------------------------------
 def test_mmseg_models_imports_and_ops_module_is_consistent():
     import mmcv.ops
-    import mmseg.models  # noqa: F401
     import mmpretrain.models  # noqa: F401
+    import mmseg.models  # noqa: F401
     if compat.MMCV_OPS_FALLBACK_ACTIVE:
         assert getattr(mmcv.ops, '__aoissl_fallback__', False)
         with pytest.raises(ModuleNotFoundError, match='roi_align.*full mmcv'):
@@ -104,7 +106,7 @@ class _ToyModel(nn.Module):
         return out
 
 
-def _make_runner(work_dir, max_iters, resume=False, load_from=None):
+def _make_runner(work_dir, max_iters, resume=False, load_from=None, custom_hooks=None):
     from mmengine.model import BaseModel
     from mmengine.runner import Runner
 
@@ -130,7 +132,7 @@ def _make_runner(work_dir, max_iters, resume=False, load_from=None):
         train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=1000),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        resume=resume, load_from=load_from, randomness=dict(seed=0),
+        custom_hooks=custom_hooks, resume=resume, load_from=load_from, randomness=dict(seed=0),
         default_scope=None, experiment_name=f'toy_{max_iters}_{resume}')
 
 
@@ -144,7 +146,7 @@ def test_train_save_resume_with_weights_only(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(ckpt, weights_only=True)
     # ... and works through the shim, scoped (nothing allow-listed process-wide)
-    state = compat.safe_torch_load(ckpt)
+    state = safe_torch_load(ckpt)
     assert state['meta']['iter'] == 2
     with pytest.raises(pickle.UnpicklingError):
         torch.load(ckpt, weights_only=True)
@@ -153,13 +155,30 @@ def test_train_save_resume_with_weights_only(tmp_path):
     runner2 = _make_runner(work, max_iters=4, resume=True)
     runner2.train()
     assert runner2.iter == 4
-    state4 = compat.safe_torch_load(osp.join(work, 'iter_4.pth'))
+    state4 = safe_torch_load(osp.join(work, 'iter_4.pth'))
     assert state4['meta']['iter'] == 4
     assert any(not torch.equal(weights[k], state4['state_dict'][k]) for k in weights)
-    # load_from path too
-    runner3 = _make_runner(str(tmp_path / 'w3'), max_iters=1, load_from=ckpt)
+    # load_from path too: the weights training starts from are the saved ones, not a fresh init
+    snapshot = _WeightsAtTrainStart()
+    runner3 = _make_runner(str(tmp_path / 'w3'), max_iters=1, load_from=ckpt,
+                           custom_hooks=[snapshot])
+    fresh = {k: v.clone() for k, v in runner3.model.state_dict().items()}
     runner3.train()
+    assert set(snapshot.weights) == set(weights) == set(fresh)
+    for k, v in weights.items():
+        assert torch.equal(snapshot.weights[k], v), k
+        assert not torch.equal(fresh[k], v), k
     assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
+
+
+class _WeightsAtTrainStart(Hook):
+    """Copies the model's weights when training starts (after ``load_from`` was applied)."""
+
+    def __init__(self):
+        self.weights = None
+
+    def before_train(self, runner):
+        self.weights = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
 
 
 class _Evil:
@@ -172,7 +191,7 @@ def test_reduce_payload_is_refused(tmp_path):
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': {}, 'payload': _Evil()}, path)
     with pytest.raises(RuntimeError, match='evil.pth'):
-        compat.safe_torch_load(path)
+        safe_torch_load(path)
     from mmengine.runner.checkpoint import _load_checkpoint
     with pytest.raises(RuntimeError, match='refusing to load'):
         _load_checkpoint(path)
@@ -180,4 +199,4 @@ def test_reduce_payload_is_refused(tmp_path):
 
 def test_missing_checkpoint_names_file(tmp_path):
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        compat.safe_torch_load(str(tmp_path / 'nope.pth'))
+        safe_torch_load(str(tmp_path / 'nope.pth'))
