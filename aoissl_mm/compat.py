@@ -298,8 +298,8 @@ def patch_mmengine_checkpoint_loading() -> None:
         if loader not in ours:
             raise RuntimeError(
                 f'refusing to load checkpoint {path!r}: its scheme is served by '
-                f'{getattr(loader, "__qualname__", loader)!s}, which aoissl_mm cannot vouch reads '
-                'weights-only; download the file and pass its local path')
+                f'{getattr(loader, "__qualname__", loader)!s}, not by one of aoissl_mm\'s '
+                'weights-only loaders; download the file and pass its local path')
         return loader
 
     CheckpointLoader._get_checkpoint_loader = classmethod(_get_checkpoint_loader)

@@ -17,8 +17,10 @@ never installed process-wide.
 * :func:`preload_checkpoint` lets ``tools/test.py`` read its checkpoint once:
   checked strictly, then handed to the Runner's own loading step.
 
-This module imports no other part of the package, so :mod:`aoissl_mm.compat`
-can call it while the package is still being imported.
+:mod:`aoissl_mm.compat` routes mmengine's ``CheckpointLoader`` here; it imports
+this module when a checkpoint is read, since ``import aoissl_mm`` applies the
+shims before the subpackages exist. This module imports no other part of the
+package.
 """
 import os
 import pickle
