@@ -82,7 +82,7 @@ setup(
     include_package_data=True,
     install_requires=install_requires,
     extras_require={
-        'test': ['pytest>=7', 'pytest-timeout'],
+        'test': ['pytest>=7', 'pytest-timeout', 'ruff'],
         'gpu': ['faiss-gpu>=1.8'],
     },
     license='Apache-2.0',

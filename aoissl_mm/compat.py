@@ -306,13 +306,6 @@ def patch_mmengine_checkpoint_loading() -> None:
     CheckpointLoader.__aoissl_weights_only__ = True
 
 
-def __getattr__(name: str) -> Any:
-    # the checkpoint reader moved to aoissl_mm.utils.checkpoint; old imports keep working
-    if name in ('safe_torch_load', 'checkpoint_safe_globals'):
-        return getattr(_checkpoint(), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
 _APPLIED = False
 
 

@@ -37,13 +37,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from aoissl_mm.utils import load_config, setup_test_cfg
-    from aoissl_mm.utils.checkpoint import is_url, preload_checkpoint
+    from aoissl_mm.utils.checkpoint import preload_checkpoint
     cfg = load_config(args.config, args.cfg_options)
-    # setup_test_cfg checks that a local file exists; a URL is checked when it is read
-    local = None if is_url(args.checkpoint) else args.checkpoint
-    cfg = setup_test_cfg(cfg, args.config, local, args.work_dir, args.out, args.show,
+    cfg = setup_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
-    cfg.load_from = args.checkpoint
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     preload_checkpoint(runner, args.checkpoint)  # read once, checked strictly

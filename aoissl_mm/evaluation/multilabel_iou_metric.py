@@ -63,8 +63,8 @@ class MultiLabelIoUMetric(IoUMetric):
             ``<stem>.png``, a bit mask with bit ``c`` set where class ``c`` is
             predicted (``<stem>.npy``, H x W x C, for more than 8 classes);
             ``<stem>`` is the sample's ``stem`` metainfo (the buffer pair's
-            shared name, set by the dataset / ``LoadAOIImage``). mmseg's ``tools/test.py --out`` sets
-            it. Defaults to None.
+            shared name, set by the dataset / ``LoadAOIImage``). mmseg's
+            ``tools/test.py --out`` sets it. Defaults to None.
         format_only (bool): Only write the predictions (needs
             ``output_dir``); no ground truth is read and no metric computed.
             Defaults to False.

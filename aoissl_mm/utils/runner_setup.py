@@ -11,6 +11,9 @@ from typing import Iterable, Optional
 import torch
 from mmengine.config import Config
 
+from .checkpoint import is_url
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config, apply ``--cfg-options`` and make sure ``aoissl_mm`` is imported."""
     import aoissl_mm  # noqa: F401  (registers everything, applies the compat shims)
@@ -229,7 +232,8 @@ def setup_test_cfg(cfg: Config,
     """
     check_dataset_classes(cfg, fill_class_names=True)
     _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
-    if checkpoint is not None and not osp.isfile(checkpoint):
+    # a URL is checked when it is read (aoissl_mm.utils.checkpoint)
+    if checkpoint is not None and not is_url(checkpoint) and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg.load_from = checkpoint
     if show or show_dir:

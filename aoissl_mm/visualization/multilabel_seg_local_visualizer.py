@@ -10,8 +10,8 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
-from ..datasets.metainfo import AOI_CLASSES, AOI_PALETTE
 from ..datasets.io import write_image
+from ..datasets.metainfo import AOI_CLASSES, AOI_PALETTE
 
 DISPLAY_MODES = ('composite', 'side_by_side')
 

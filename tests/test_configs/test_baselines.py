@@ -18,6 +18,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ])
 def test_baseline_loss_and_predict(name, size):
     from mmseg.registry import MODELS
+
     from aoissl_mm.utils import check_dataset_classes
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'baselines', name))
     check_dataset_classes(cfg, fill_class_names=True)  # as tools/train.py does

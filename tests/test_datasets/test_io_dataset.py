@@ -13,11 +13,20 @@ import torch
 
 import aoissl_mm  # noqa: F401
 from aoissl_mm.datasets import AOIDataset, AOIPretrainDataset
-from aoissl_mm.datasets.io import (AOIDataError, decode_bitmask, encode_bitmask,
-                                   find_buffer_pairs, read_buffer_pair, read_multilabel_mask,
-                                   write_multilabel_mask)
-from aoissl_mm.datasets.transforms import (LoadAOIImage, LoadMultiLabelAnnotations,
-                                           PackMultiLabelSegInputs)
+from aoissl_mm.datasets.io import (
+    AOIDataError,
+    decode_bitmask,
+    encode_bitmask,
+    find_buffer_pairs,
+    read_buffer_pair,
+    read_multilabel_mask,
+    write_multilabel_mask,
+)
+from aoissl_mm.datasets.transforms import (
+    LoadAOIImage,
+    LoadMultiLabelAnnotations,
+    PackMultiLabelSegInputs,
+)
 
 
 def _write_sample(root, split, stem, h=24, w=32, seed=0, label='png', dtype=np.uint8):
@@ -104,7 +113,8 @@ def test_dataset_loads_independent_layout_with_overlaps(tmp_path, seg_scope):
         # overlaps survive: wire pixels that are also ball and epoxy
         assert int((gt[0] & gt[1] & gt[3]).sum()) == 3 * 2
     first = ds[0]['inputs']
-    assert torch.equal(first[0], torch.from_numpy(b0)) and torch.equal(first[1], torch.from_numpy(b1))
+    assert torch.equal(first[0], torch.from_numpy(b0))
+    assert torch.equal(first[1], torch.from_numpy(b1))
     assert ds[0]['data_samples'].metainfo['img_path'].endswith('devA_001_buffer0.png')
     # the pair's stem is set once by the dataset and packed for the metric and the hook
     assert ds.get_data_info(0)['stem'] == 'devA_001'
@@ -156,7 +166,8 @@ def test_selfsup_preprocessor_two_channels():
     x = torch.stack([torch.full((2, 3, 3), 12.), torch.full((2, 3, 3), 10.)])
     x[:, 1] = 28.
     out = pre(dict(inputs=[x, x.clone()], data_samples=None))
-    assert torch.allclose(out['inputs'][0][:, 0], torch.tensor([1., 0.]).view(2, 1, 1).expand(2, 3, 3))
+    expected = torch.tensor([1., 0.]).view(2, 1, 1).expand(2, 3, 3)
+    assert torch.allclose(out['inputs'][0][:, 0], expected)
     assert torch.allclose(out['inputs'][1][:, 1], torch.full((2, 3, 3), 2.))
     with pytest.raises(ValueError, match='mean has 2 values but std has 1'):
         MODELS.build(dict(type='AOISelfSupDataPreprocessor', mean=[1., 2.], std=[1.]))
@@ -238,7 +249,8 @@ def test_npy_mask_values_and_unknown_format(tmp_path):
 def test_empty_split_folder(tmp_path):
     (tmp_path / 'images' / 'test').mkdir(parents=True)
     (tmp_path / 'labels' / 'test').mkdir(parents=True)
-    with pytest.raises(AOIDataError, match=r'no <stem>_buffer0/<stem>_buffer1 image pairs found in .*images/test'):
+    with pytest.raises(AOIDataError, match=r'no <stem>_buffer0/<stem>_buffer1 image pairs '
+                                           r'found in .*images/test'):
         AOIDataset(data_root=str(tmp_path),
                    data_prefix=dict(img_path='images/test', seg_map_path='labels/test'))
 
@@ -294,7 +306,8 @@ def test_npy_fractional_values_refused(tmp_path):
 def test_synthetic_generated_only_into_its_own_root(tmp_path, monkeypatch):
     from aoissl_mm.datasets import synthetic
     calls = []
-    monkeypatch.setattr(synthetic, 'ensure_synthetic_aoi', lambda root, **kw: calls.append((root, kw)))
+    monkeypatch.setattr(synthetic, 'ensure_synthetic_aoi',
+                        lambda root, **kw: calls.append((root, kw)))
     own = str(tmp_path / 'synthetic_aoi')
     with pytest.raises(AOIDataError):  # the monkeypatched generator wrote nothing
         AOIDataset(data_root=own, synthetic=dict(data_root=own, seed=3))

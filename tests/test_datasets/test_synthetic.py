@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from aoissl_mm.datasets.io import find_buffer_pairs, read_buffer_pair, read_multilabel_mask
-from aoissl_mm.datasets.synthetic import (MANIFEST_NAME, ensure_synthetic_aoi,
-                                          generate_synthetic_aoi, make_family_layout,
-                                          overlap_stats, render_sample)
+from aoissl_mm.datasets.synthetic import (
+    MANIFEST_NAME,
+    ensure_synthetic_aoi,
+    generate_synthetic_aoi,
+    make_family_layout,
+    overlap_stats,
+    render_sample,
+)
 from aoissl_mm.datasets.synthetic import generate as synthetic_generate
 
 TINY = dict(num_train=4, num_val=1, num_test=2, num_pretrain=3, num_families=2,

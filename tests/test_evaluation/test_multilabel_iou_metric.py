@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
+from mmseg.registry import METRICS
+from mmseg.structures import SegDataSample
 
 import aoissl_mm  # noqa: F401  (registers everything, applies compat)
 from aoissl_mm.datasets.io import read_multilabel_mask
 from aoissl_mm.evaluation import MultiLabelIoUMetric
-from mmseg.registry import METRICS
-from mmseg.structures import SegDataSample
 
 CLASSES = ('wire', 'ball', 'wedge', 'epoxy')
 H = W = 4

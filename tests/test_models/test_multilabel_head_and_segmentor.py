@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
-
-import aoissl_mm  # noqa: F401  (registers the plugin)
-from aoissl_mm.models.decode_heads import AOIMaxPPM
 from mmseg.models.decode_heads.psp_head import PPM
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+
+import aoissl_mm  # noqa: F401  (registers the plugin)
+from aoissl_mm.models.decode_heads import AOIMaxPPM
 
 
 @MODELS.register_module(name='_TinyTestBackbone', force=True)

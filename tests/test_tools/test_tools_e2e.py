@@ -130,6 +130,7 @@ def test_tta_averages_probabilities_of_flipped_views(tmp_path, monkeypatch):
     import torch
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
+
     from aoissl_mm.models.segmentors import MultiLabelSegTTAModel
 
     class Module:

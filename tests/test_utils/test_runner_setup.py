@@ -6,8 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from aoissl_mm.utils import (check_config_keys, compute_image_stats, load_config,
-                            setup_test_cfg, setup_train_cfg, write_json)
+from aoissl_mm.utils import (
+    check_config_keys,
+    compute_image_stats,
+    load_config,
+    setup_test_cfg,
+    setup_train_cfg,
+    write_json,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FV_CFG = osp.join(ROOT, 'configs', 'fastervit0_upernet_aoi.py')

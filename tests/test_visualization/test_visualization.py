@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
-
-import aoissl_mm  # noqa: F401  (registers everything, applies compat)
-from aoissl_mm.visualization import (MultiLabelSegLocalVisualizer, MultiLabelVisualizationHook,
-                                     aoi_display_image)
 from mmseg.registry import HOOKS, VISUALIZERS
 from mmseg.structures import SegDataSample
+
+import aoissl_mm  # noqa: F401  (registers everything, applies compat)
+from aoissl_mm.visualization import (
+    MultiLabelSegLocalVisualizer,
+    MultiLabelVisualizationHook,
+    aoi_display_image,
+)
 
 RED, BLUE = [255, 0, 0], [0, 0, 255]
 META = dict(classes=('wire', 'ball'), palette=[RED, BLUE])
@@ -155,8 +158,7 @@ def write_pair(folder, stem):
 
 def packed_batch(p0, crop=None) -> dict:
     """A one-sample dataloader batch built by the real loading/packing transforms."""
-    from aoissl_mm.datasets.transforms import (LoadAOIImage, PackMultiLabelSegInputs,
-                                               PadCenterCrop)
+    from aoissl_mm.datasets.transforms import LoadAOIImage, PackMultiLabelSegInputs, PadCenterCrop
     results = LoadAOIImage()(dict(img_path=p0))
     if crop is not None:
         results = PadCenterCrop(size=crop)(results)

@@ -39,8 +39,14 @@ compositing), ``render`` (one image and its labels), ``camera`` (optics and
 sensor), ``stats`` (class shares and overlaps), ``generate`` (the on-disk
 benchmark, generation on first use).
 """
-from .generate import (LABELLED_SPLITS, MANIFEST_NAME, MANIFEST_VERSION, ensure_synthetic_aoi,
-                       generate_synthetic_aoi, maybe_generate_synthetic)
+from .generate import (
+                       LABELLED_SPLITS,
+                       MANIFEST_NAME,
+                       MANIFEST_VERSION,
+                       ensure_synthetic_aoi,
+                       generate_synthetic_aoi,
+                       maybe_generate_synthetic,
+)
 from .layout import FamilyLayout, make_family_layout
 from .render import BALL, EPOXY, WEDGE, WIRE, render_sample
 from .stats import overlap_stats

@@ -16,8 +16,20 @@ import numpy as np
 
 from ..metainfo import AOI_CLASSES
 from .camera import camera
-from .drawing import (SHIFT, Composer, apply_affine, band, bezier, circle, fill, loop_profile,
-                      rect, smooth_noise, to_fixed_point, wedge_polygon)
+from .drawing import (
+    SHIFT,
+    Composer,
+    apply_affine,
+    band,
+    bezier,
+    circle,
+    fill,
+    loop_profile,
+    rect,
+    smooth_noise,
+    to_fixed_point,
+    wedge_polygon,
+)
 from .layout import FamilyLayout
 
 __all__ = ['WIRE', 'BALL', 'WEDGE', 'EPOXY', 'render_sample']

@@ -19,8 +19,14 @@ from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.utils import LayerNorm2d
 from torch import nn
 
-from ..utils import (Attention, ContinuousRelativePositionBias, Mlp, PositionMLP,
-                     window_partition, window_reverse)
+from ..utils import (
+    Attention,
+    ContinuousRelativePositionBias,
+    Mlp,
+    PositionMLP,
+    window_partition,
+    window_reverse,
+)
 
 __all__ = [
     'Stem', 'ConvBlock', 'Downsample', 'CarrierTokenInit', 'CarrierTokenBlock',

@@ -3,9 +3,8 @@ from typing import List, Optional, Sequence
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.utils import resize
+from torch import Tensor
 
 
 class AOIMaxPPM(nn.ModuleList):

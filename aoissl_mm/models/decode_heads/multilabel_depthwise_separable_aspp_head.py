@@ -9,7 +9,9 @@ from .multilabel_head_mixin import MultiLabelHeadMixin
 
 @MODELS.register_module()
 class MultiLabelDepthwiseSeparableASPPHead(MultiLabelHeadMixin, DepthwiseSeparableASPPHead):
-    """mmseg's ``DepthwiseSeparableASPPHead`` with class-wise sigmoid outputs, for the DeepLabV3+ (ResNet-18 baseline).
+    """mmseg's ``DepthwiseSeparableASPPHead`` with class-wise sigmoid outputs (DeepLabV3+).
+
+    Used by the ResNet-18 + DeepLabV3+ baseline.
 
     The architecture is mmseg's unchanged; :class:`MultiLabelHeadMixin`
     replaces the single-label loss/accuracy and checks the arguments

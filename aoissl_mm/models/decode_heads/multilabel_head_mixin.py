@@ -3,10 +3,9 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.models.utils import resize
 from mmseg.utils import SampleList
+from torch import Tensor
 
 from ..utils.multilabel_prediction import check_thresholds, threshold_scores
 

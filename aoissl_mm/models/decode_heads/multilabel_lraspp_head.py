@@ -9,7 +9,7 @@ from .multilabel_head_mixin import MultiLabelHeadMixin
 
 @MODELS.register_module()
 class MultiLabelLRASPPHead(MultiLabelHeadMixin, LRASPPHead):
-    """mmseg's ``LRASPPHead`` with class-wise sigmoid outputs, for the LR-ASPP (MobileNetV3 baseline).
+    """mmseg's ``LRASPPHead`` with class-wise sigmoid outputs (MobileNetV3 + LR-ASPP baseline).
 
     The architecture is mmseg's unchanged; :class:`MultiLabelHeadMixin`
     replaces the single-label loss/accuracy and checks the arguments

@@ -3,10 +3,10 @@ from typing import Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmcv.cnn import ConvModule
-from torch import Tensor
-
 from mmseg.models.decode_heads import UPerHead
 from mmseg.registry import MODELS
+from torch import Tensor
+
 from .aoi_max_ppm import AOIMaxPPM
 from .multilabel_head_mixin import MultiLabelHeadMixin
 

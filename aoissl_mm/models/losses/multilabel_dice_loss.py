@@ -3,9 +3,8 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 @MODELS.register_module()

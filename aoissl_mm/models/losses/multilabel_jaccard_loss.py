@@ -1,9 +1,9 @@
 """Soft Jaccard (IoU) loss for multi-label (sigmoid) segmentation, from logits."""
 from typing import Optional
 
+from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmseg.registry import MODELS
 from .multilabel_dice_loss import MultiLabelDiceLoss
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from aoissl_mm.compat import safe_torch_load
-from aoissl_mm.engine.hooks import time_budget_hook as tbh
 from aoissl_mm.engine.hooks import TimeBudgetHook
+from aoissl_mm.engine.hooks import time_budget_hook as tbh
+from aoissl_mm.utils.checkpoint import safe_torch_load
 
 
 class FakeClock:

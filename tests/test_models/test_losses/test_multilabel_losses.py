@@ -3,9 +3,9 @@ import math
 
 import pytest
 import torch
+from mmseg.registry import MODELS
 
 import aoissl_mm  # noqa: F401  (registers the plugin)
-from mmseg.registry import MODELS
 
 L3 = math.log(3.0)  # sigmoid(L3) = 0.75, sigmoid(-L3) = 0.25
 

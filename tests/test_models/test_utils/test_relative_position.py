@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from aoissl_mm.models.utils import (ContinuousRelativePositionBias,
-                                     log_spaced_relative_coords)
+from aoissl_mm.models.utils import ContinuousRelativePositionBias, log_spaced_relative_coords
 
 
 def test_log_spaced_relative_coords_hand_values():
