@@ -1,2 +1,7 @@
-"""Backbones, heads, segmentors, losses and data preprocessors."""
-from . import backbones, data_preprocessors, decode_heads, losses, segmentors  # noqa: F401
+"""Backbones, heads, segmentors, losses, data preprocessors and self-supervised algorithms."""
+from . import backbones, data_preprocessors, decode_heads, heads, losses, necks, segmentors, selfsup
+
+__all__ = [
+    'backbones', 'data_preprocessors', 'decode_heads', 'heads', 'losses', 'necks', 'segmentors',
+    'selfsup'
+]

@@ -1,0 +1,1 @@
+"""Heads of the self-supervised algorithms (mmpretrain ``MODELS``): DINO / iBOT projection."""

@@ -1,0 +1,1 @@
+"""Necks of the self-supervised algorithms (mmpretrain ``MODELS``): the MAE decoder."""

@@ -1,0 +1,1 @@
+"""Self-supervised algorithms (mmpretrain ``MODELS``): mask-token MAE, DINO, iBOT."""
