@@ -1,0 +1,8 @@
+# CPU recipe: MAE (mask tokens) on FasterViT-0 in 20 minutes on 2 cores: 256² crops (an 8x8
+# grid of 32-px units), batch 8, 600 generated unlabelled images (data/synthetic_aoi_pretrain),
+# LR 1.5e-4, warm-up 5 % + cosine by elapsed time. The final checkpoint
+# (work_dirs/<this name>/iter_N.pth) loads into upernet_fastervit0-sslpre_*.py unchanged.
+_base_ = [
+    '../_base_/models/mae_fastervit0.py', '../_base_/datasets/aoi_pretrain_mae_256.py',
+    '../_base_/schedules/mae_cpu_budget20min.py'
+]
