@@ -9,3 +9,6 @@ from .pad_center_crop import PadCenterCrop
 from .positive_anchored_random_crop import PositiveAnchoredRandomCrop
 
 __all__ += ['AOIAugment', 'PadCenterCrop', 'PositiveAnchoredRandomCrop']
+from .aoi_multi_crop import AOIMultiCrop  # noqa: E402
+
+__all__ += ['AOIMultiCrop']

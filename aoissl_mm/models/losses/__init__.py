@@ -9,3 +9,8 @@ from .multilabel_dice_loss import MultiLabelDiceLoss
 from .multilabel_jaccard_loss import MultiLabelJaccardLoss
 
 __all__ = ['MultiLabelDiceLoss', 'MultiLabelJaccardLoss']
+# self-supervised losses (registered in ``mmpretrain.registry.MODELS``)
+from .dino_loss import DINOLoss
+from .ibot_patch_loss import IBOTPatchLoss
+
+__all__ += ['DINOLoss', 'IBOTPatchLoss']

@@ -1,0 +1,32 @@
+# DINO / iBOT pretraining schedule (paper protocol, spec §5-6): AdamW (0.9, 0.95), weight decay
+# 0.05 (none on norms, biases, tokens and position tables), no gradient clipping (as the
+# reference), the learning rate set by the leaf config. The 8-hour TimeBudgetHook drives warm-up
+# (5 %) and cosine decay to 1e-7 by elapsed time; the TeacherScheduleHook drives, by the same
+# elapsed share, the teacher EMA (momentum 0.996 -> 1, cosine, after every optimiser step), the
+# teacher temperature (0.04 -> 0.07 over the first 30 %) and iBOT's patch-loss start.
+# max_iters is only an upper bound; there is no validation loop.
+base_lr = 5e-4
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        flat_decay_mult=0.0,
+        custom_keys={
+            'cls_token': dict(decay_mult=0.0),
+            'pos_embed': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+            'pos_mlp': dict(decay_mult=0.0),
+            'cpb_mlp': dict(decay_mult=0.0),
+        }))
+budget_h = 8.0
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=10_000_000)
+param_scheduler = []
+teacher_schedule = dict(
+    type='TeacherScheduleHook', momentum=(0.996, 1.0), teacher_temp=(0.04, 0.07),
+    temp_warmup_share=0.3)
+custom_hooks = [
+    dict(type='TimeBudgetHook', budget_h=budget_h, warmup_share=0.05, min_lr=1e-7),
+    teacher_schedule,
+]

@@ -1,0 +1,95 @@
+"""DINO / iBOT configs: paper protocol values, CPU recipes, and checkpoints that the
+fine-tuning configs load unchanged."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SELFSUP = osp.join(ROOT, 'configs', 'selfsup')
+# config stem -> (algorithm, backbone, CLS width, mask grid in px, lr, fine-tuning config)
+ALGOS = {
+    'dino_vit-tiny': ('DINO', 'AOIViT', 384, None, 5e-4, 'vit-tiny_upernet_aoi_from_ssl.py'),
+    'ibot_vit-tiny': ('IBOT', 'AOIViT', 384, 16, 4e-4, 'vit-tiny_upernet_aoi_from_ssl.py'),
+    'ibot_fastervit0': ('IBOT', 'FasterViT', 512, 32, 2e-4, 'fastervit0_upernet_aoi_from_ssl.py'),
+}
+PAPER = {stem: f'{stem}_budget8h_aoi-224.py' for stem in ALGOS}
+CPU = {stem: f'{stem}_budget20min_aoi-128.py' for stem in ALGOS}
+
+
+def _multicrop(cfg):
+    (crop, ) = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'AOIMultiCrop']
+    return crop
+
+
+def _common_checks(cfg, stem):
+    algo, backbone, width, grid, lr, _ = ALGOS[stem]
+    assert cfg.default_scope == 'mmpretrain'
+    assert cfg.model.type == algo and cfg.model.backbone.type == backbone
+    assert cfg.model.head.in_channels == width and cfg.model.head.out_channels == 768
+    assert (cfg.model.head.hidden_channels, cfg.model.head.bottleneck_channels) == (2048, 256)
+    assert cfg.model.loss_cls.student_temp == 0.1 and cfg.model.loss_cls.center_momentum == 0.9
+    opt = cfg.optim_wrapper.optimizer
+    assert (opt.type, tuple(opt.betas), opt.weight_decay, opt.lr) == \
+        ('AdamW', (0.9, 0.95), 0.05, lr)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and cfg.amp_if_cuda  # AMP on CUDA
+    assert cfg.param_scheduler == [] and cfg.get('val_cfg') is None
+    budget, teacher = cfg.custom_hooks
+    assert budget.type == 'TimeBudgetHook' and teacher.type == 'TeacherScheduleHook'
+    assert tuple(teacher.momentum) == (0.996, 1.0)
+    assert tuple(teacher.teacher_temp) == (0.04, 0.07) and teacher.temp_warmup_share == 0.3
+    assert cfg.model.get('patch_loss_start', 0.0) == (0.25 if backbone == 'FasterViT' else 0.0)
+    crop = _multicrop(cfg)
+    assert crop.mask_patch_size == grid
+    assert cfg.train_dataloader.dataset.type == 'AOIPretrainDataset'
+    return crop, budget
+
+
+@pytest.mark.parametrize('stem', sorted(ALGOS))
+def test_paper_protocol(stem):
+    cfg = Config.fromfile(osp.join(SELFSUP, PAPER[stem]))
+    crop, budget = _common_checks(cfg, stem)
+    assert (crop.global_size, crop.local_size) == (224, 96)
+    assert crop.num_local == 6 and tuple(crop.global_scale) == (0.4, 1.0)
+    assert tuple(crop.local_scale) == (0.05, 0.4) and crop.black_thr == 0.95
+    assert crop.max_tries == 10 and crop.mask_prob == 0.5 and tuple(crop.mask_ratio) == (0.1, 0.5)
+    assert budget.budget_h == 8.0 and cfg.train_cfg.max_iters == 10_000_000
+    assert cfg.train_dataloader.batch_size == 300
+
+
+@pytest.mark.parametrize('stem', sorted(ALGOS))
+def test_cpu_recipe(stem):
+    cfg = Config.fromfile(osp.join(SELFSUP, CPU[stem]))
+    crop, budget = _common_checks(cfg, stem)
+    assert budget.budget_s <= 20 * 60
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.data_root == 'data/synthetic_aoi_pretrain'  # not data/synthetic_aoi
+    assert dict(dataset.synthetic) == dict(data_root='data/synthetic_aoi_pretrain',
+                                           num_pretrain=600, seed=1, num_train=0, num_val=0,
+                                           num_test=0)
+    assert crop.global_size % 32 == 0 and crop.local_size % 32 == 0
+
+
+@pytest.mark.parametrize('stem', sorted(ALGOS))
+def test_checkpoint_loads_into_the_finetuning_config(stem, tmp_path, pretrain_scope):
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    from mmseg.registry import MODELS as SEG_MODELS
+
+    from aoissl_mm.models.backbones.pretrained import load_backbone_weights
+    cfg = Config.fromfile(osp.join(SELFSUP, CPU[stem]))
+    torch.manual_seed(0)
+    model = PRETRAIN_MODELS.build(cfg.model)
+    path = str(tmp_path / 'ssl.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    finetune = Config.fromfile(osp.join(ROOT, 'configs', ALGOS[stem][5]))
+    assert finetune.model.backbone.init_cfg.prefix == 'backbone.'
+    backbone_cfg = dict(finetune.model.backbone)
+    backbone_cfg.pop('init_cfg')
+    backbone = SEG_MODELS.build(backbone_cfg)
+    loaded, missing, _ = load_backbone_weights(backbone, path, prefix='backbone.')
+    assert missing == [] and len(loaded) == len(backbone.state_dict())
+    source = model.backbone.state_dict()
+    for key, value in backbone.state_dict().items():
+        if key != 'pos_embed':  # ViT: the 224/512 table is resized to the fine-tuning grid
+            assert torch.equal(value, source[key]), key
