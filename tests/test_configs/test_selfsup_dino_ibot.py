@@ -66,7 +66,7 @@ def test_cpu_recipe(stem):
     dataset = cfg.train_dataloader.dataset
     assert dataset.data_root == 'data/synthetic_aoi_pretrain'  # not data/synthetic_aoi
     assert dict(dataset.synthetic) == dict(data_root='data/synthetic_aoi_pretrain',
-                                           num_pretrain=600, seed=1, num_train=0, num_val=0,
+                                           num_pretrain=600, seed=0, num_train=0, num_val=0,
                                            num_test=0)
     assert crop.global_size % 32 == 0 and crop.local_size % 32 == 0
 
