@@ -40,7 +40,8 @@ def load_backbone_weights(
         module: nn.Module,
         path: str,
         prefix: str = 'backbone.',
-        logger: Optional[Union[logging.Logger, str]] = None
+        logger: Optional[Union[logging.Logger, str]] = None,
+        allow_partial: bool = False
 ) -> Tuple[List[str], List[str], List[str]]:
     """Load the backbone tensors of a checkpoint into ``module``.
 
@@ -60,6 +61,10 @@ def load_backbone_weights(
             Defaults to ``'backbone.'``.
         logger (logging.Logger | str, optional): Logger for the summary
             line; defaults to mmengine's current :class:`MMLogger`.
+        allow_partial (bool): Accept a checkpoint that fills only part of
+            the backbone (the rest keeps its initialisation, with a
+            warning). Off by default: a checkpoint matching, say, only the
+            position table would otherwise fine-tune from random weights.
 
     Returns:
         Tuple[List[str], List[str], List[str]]: ``(loaded, missing,
@@ -73,7 +78,8 @@ def load_backbone_weights(
             its keys matches the module under any tried prefix.
         ValueError: Some keys match but their shapes differ (a checkpoint of
             another architecture); every such key is named with the expected
-            and found shapes.
+            and found shapes. Or, without ``allow_partial``, some backbone
+            tensors are missing from the checkpoint (nothing is loaded).
     """
     state = extract_state_dict(safe_torch_load(path, map_location='cpu'), path)
     own = module.state_dict()
@@ -106,6 +112,14 @@ def load_backbone_weights(
             f'shape mismatch for {len(diff.mismatched)} tensor(s): '
             + '; '.join(f'{k}: expected {m}, found {c}' for k, m, c in diff.mismatched))
 
+    if diff.missing and not allow_partial:
+        missing = sorted(diff.missing)
+        raise ValueError(
+            f'checkpoint {path!r} (key prefix {best_prefix!r}) fills only '
+            f'{len(own) - len(missing)}/{len(own)} tensors of {name}; missing: '
+            f'{missing[:10]}{" ..." if len(missing) > 10 else ""}. Nothing was loaded; set '
+            f"allow_partial=True in the backbone's Pretrained init_cfg to fine-tune from a "
+            f'partial checkpoint')
     matched = {k: v for k, v in best.items() if k in own}
     module.load_state_dict(matched, strict=False)
     loaded = sorted(matched)
@@ -128,9 +142,10 @@ def init_backbone_weights(module: BaseModule,
     """``init_weights()`` body for the AOI backbones.
 
     Non-``Pretrained`` entries go through mmengine's :func:`initialize`;
-    ``dict(type='Pretrained', checkpoint=PATH, prefix='backbone.')`` entries
-    are then loaded with :func:`load_backbone_weights` (so the checkpoint
-    overrides any other initialiser).
+    ``dict(type='Pretrained', checkpoint=PATH, prefix='backbone.',
+    allow_partial=False)`` entries are then loaded with
+    :func:`load_backbone_weights` (so the checkpoint overrides any other
+    initialiser).
 
     Args:
         module (BaseModule): The backbone.
@@ -155,4 +170,5 @@ def init_backbone_weights(module: BaseModule,
         if not cfg.get('checkpoint'):
             raise ValueError(f"{type(module).__name__}: init_cfg type='Pretrained' needs "
                              f"'checkpoint', got {cfg!r}")
-        load_backbone_weights(module, cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'))
+        load_backbone_weights(module, cfg['checkpoint'], prefix=cfg.get('prefix', 'backbone.'),
+                              allow_partial=bool(cfg.get('allow_partial', False)))

@@ -76,7 +76,15 @@ def test_checkpoint_partial_fastervit_and_pos_resize(tmp_path, fvit):
     part = {'backbone.' + k: v.clone() for k, v in fvit.state_dict().items()
             if k.startswith('stem.')}
     path = _save(tmp_path / 'stem.pth', {'state_dict': part})
-    loaded, missing, _ = load_backbone_weights(fvit, path)
+    # ... only when asked to: by default a partial checkpoint is refused and nothing is loaded
+    before = {k: v.clone() for k, v in fvit.state_dict().items()}
+    with pytest.raises(ValueError, match=r'stem\.pth.*fills only \d+/\d+ tensors of FasterViT; '
+                                         r"missing: .*allow_partial=True"):
+        load_backbone_weights(fvit, path)
+    assert all(torch.equal(v, before[k]) for k, v in fvit.state_dict().items())
+    with pytest.raises(ValueError, match='fills only'):
+        FasterViT(init_cfg=dict(type='Pretrained', checkpoint=path)).init_weights()
+    loaded, missing, _ = load_backbone_weights(fvit, path, allow_partial=True)
     assert set(loaded) == {k[len('backbone.'):] for k in part}
     assert 'norm.weight' in missing
 

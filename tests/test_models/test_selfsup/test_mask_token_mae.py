@@ -83,7 +83,7 @@ def test_targets_are_the_pixels_of_their_own_unit(kind, unit, vit_mae, fvit_mae)
     assert target[1, 6, (3 * unit + 5) * 2 + 1] == img[1, 1, unit + 3, 2 * unit + 5]
 
 
-def test_loss_counts_masked_units_only_by_hand():
+def test_loss_counts_masked_units_only_by_hand(pretrain_scope):
     from mmpretrain.models.heads import MAEPretrainHead
     head = MAEPretrainHead(loss=dict(type='PixelReconstructionLoss', criterion='L2'),
                            patch_size=2, in_channels=2)
