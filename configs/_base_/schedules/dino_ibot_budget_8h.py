@@ -5,21 +5,9 @@
 # elapsed share, the teacher EMA (momentum 0.996 -> 1, cosine, after every optimiser step), the
 # teacher temperature (0.04 -> 0.07 over the first 30 %) and iBOT's patch-loss start.
 # max_iters is only an upper bound; there is no validation loop.
+_base_ = ['./adamw.py']
 base_lr = 5e-4
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        flat_decay_mult=0.0,
-        custom_keys={
-            'cls_token': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-            'pos_mlp': dict(decay_mult=0.0),
-            'cpb_mlp': dict(decay_mult=0.0),
-        }))
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
 budget_h = 8.0
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=10_000_000)
 param_scheduler = []

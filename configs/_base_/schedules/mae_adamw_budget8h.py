@@ -4,25 +4,10 @@
 # 1e-7 driven by elapsed time (TimeBudgetHook, which also stops the run and saves the final
 # model; max_iters is only an upper bound). AMP is switched on by tools/train.py when CUDA is
 # present (amp_if_cuda in selfsup_runtime.py). No validation loop: SSL has no labels here.
-# Unlike the reference (decay on every tensor), norms, biases, tokens and position tables /
-# position MLPs are not decayed, as in the fine-tuning schedule (adamw_llrd.py): decaying the
-# mask tokens would pull them towards zero, i.e. towards "no token".
+# Unlike the reference (decay on every tensor), the weight-decay exemptions of adamw.py apply.
+_base_ = ['./adamw.py']
 base_lr = 1.5e-4
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.95), weight_decay=0.05),
-    clip_grad=dict(max_norm=5.0, norm_type=2),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        flat_decay_mult=0.0,
-        custom_keys={
-            'cls_token': dict(decay_mult=0.0),
-            'pos_embed': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-            'pos_mlp': dict(decay_mult=0.0),
-            'cpb_mlp': dict(decay_mult=0.0),
-        }))
+optim_wrapper = dict(optimizer=dict(lr=base_lr), clip_grad=dict(max_norm=5.0, norm_type=2))
 budget_h = 8.0
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=10_000_000)
 val_cfg = None
