@@ -8,37 +8,67 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 
-def check_temperatures(owner: str, student_temp: float, teacher_temp: float,
-                       center_momentum: float) -> None:
-    """Shared argument checks of the DINO and iBOT patch losses."""
-    if not student_temp > 0:
-        raise ValueError(f'{owner}: student_temp must be > 0, got {student_temp!r}')
-    if not teacher_temp > 0:
-        raise ValueError(f'{owner}: teacher_temp must be > 0, got {teacher_temp!r}')
-    if not 0.0 <= center_momentum < 1.0:
-        raise ValueError(f'{owner}: center_momentum must be in [0, 1), got {center_momentum!r}')
+class CenteredDistillationLoss(nn.Module):
+    """What the DINO and iBOT patch losses share (not registered).
 
-
-@torch.no_grad()
-def ema_center(center: torch.Tensor, batch_sum: torch.Tensor, count: int,
-               momentum: float) -> None:
-    """``center <- m * center + (1 - m) * mean`` with the mean over all ranks.
+    The checked temperatures and centre momentum, the ``(1, K)`` centre
+    buffer, the centred and sharpened teacher distribution, the student
+    log-distribution, and the centre update ``c <- m c + (1 - m) mean(g_t)``
+    with the mean over all ranks (``mmengine.dist``).
 
     Args:
-        center (torch.Tensor): ``(1, K)`` buffer, updated in place.
-        batch_sum (torch.Tensor): ``(K,)`` or ``(1, K)`` sum of this rank's
-            teacher outputs.
-        count (int): Number of rows summed on this rank (the same on every rank).
-        momentum (float): Centre momentum.
+        out_channels (int): Number of prototypes K.
+        student_temp (float): Student temperature (> 0).
+        teacher_temp (float): Initial teacher temperature (> 0); the
+            :class:`~aoissl_mm.engine.hooks.TeacherScheduleHook` sets it.
+        center_momentum (float): Centre momentum in [0, 1).
     """
-    total = batch_sum.detach().float().reshape(1, -1).clone()
-    all_reduce(total, op='sum')
-    mean = total / (count * get_world_size())
-    center.mul_(momentum).add_(mean.to(center.dtype), alpha=1.0 - momentum)
+
+    def __init__(self, out_channels: int, student_temp: float, teacher_temp: float,
+                 center_momentum: float) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        if not student_temp > 0:
+            raise ValueError(f'{owner}: student_temp must be > 0, got {student_temp!r}')
+        if not teacher_temp > 0:
+            raise ValueError(f'{owner}: teacher_temp must be > 0, got {teacher_temp!r}')
+        if not 0.0 <= center_momentum < 1.0:
+            raise ValueError(f'{owner}: center_momentum must be in [0, 1), '
+                             f'got {center_momentum!r}')
+        self.student_temp = float(student_temp)
+        self.teacher_temp = float(teacher_temp)
+        self.center_momentum = float(center_momentum)
+        self.register_buffer('center', torch.zeros(1, out_channels))
+
+    def teacher_probs(self, teacher: torch.Tensor) -> torch.Tensor:
+        """``softmax((g_t - c) / tau_t)`` over the last axis, without gradient."""
+        return F.softmax((teacher.detach().float() - self.center) / self.teacher_temp, dim=-1)
+
+    def student_log_probs(self, student: torch.Tensor) -> torch.Tensor:
+        """``log_softmax(g_s / tau_s)`` over the last axis."""
+        return F.log_softmax(student.float() / self.student_temp, dim=-1)
+
+    @torch.no_grad()
+    def update_center(self, teacher_outputs: Sequence[torch.Tensor]) -> None:
+        """Move the centre towards the mean teacher output (in training mode only).
+
+        Args:
+            teacher_outputs (Sequence[torch.Tensor]): ``(..., K)`` teacher
+                scores; the mean is over every row of every tensor and over
+                all ranks (each rank holds the same number of rows).
+        """
+        if not self.training:
+            return
+        rows = torch.cat([t.detach().reshape(-1, t.shape[-1]).float() for t in teacher_outputs])
+        total = rows.sum(dim=0, keepdim=True)
+        all_reduce(total, op='sum')
+        mean = total / (rows.shape[0] * get_world_size())
+        self.center.mul_(self.center_momentum).add_(
+            mean.to(self.center.dtype), alpha=1.0 - self.center_momentum)
 
 
 @MODELS.register_module()
-class DINOLoss(nn.Module):
+class DINOLoss(CenteredDistillationLoss):
     """Cross-entropy between the teacher's and the student's prototype distributions.
 
     For teacher view ``t`` (a global crop) and student view ``s``::
@@ -70,12 +100,7 @@ class DINOLoss(nn.Module):
                  student_temp: float = 0.1,
                  teacher_temp: float = 0.04,
                  center_momentum: float = 0.9) -> None:
-        super().__init__()
-        check_temperatures('DINOLoss', student_temp, teacher_temp, center_momentum)
-        self.student_temp = float(student_temp)
-        self.teacher_temp = float(teacher_temp)
-        self.center_momentum = float(center_momentum)
-        self.register_buffer('center', torch.zeros(1, out_channels))
+        super().__init__(out_channels, student_temp, teacher_temp, center_momentum)
 
     def forward(self, student_outputs: Sequence[torch.Tensor],
                 teacher_outputs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -95,9 +120,8 @@ class DINOLoss(nn.Module):
         if not 1 <= len(teacher_outputs) <= len(student_outputs):
             raise ValueError(f'DINOLoss: need 1 to {len(student_outputs)} teacher views (the '
                              f'student sees every teacher view), got {len(teacher_outputs)}')
-        teacher = [F.softmax((t.detach().float() - self.center) / self.teacher_temp, dim=-1)
-                   for t in teacher_outputs]
-        student = [F.log_softmax(s.float() / self.student_temp, dim=-1) for s in student_outputs]
+        teacher = [self.teacher_probs(t) for t in teacher_outputs]
+        student = [self.student_log_probs(s) for s in student_outputs]
         total, pairs = student[0].new_zeros(()), 0
         for ti, p_t in enumerate(teacher):
             for si, log_p_s in enumerate(student):
@@ -107,8 +131,5 @@ class DINOLoss(nn.Module):
                 pairs += 1
         if pairs == 0:
             raise ValueError('DINOLoss: no (teacher, student) pair of different views')
-        if self.training:
-            stacked = torch.cat([t.detach() for t in teacher_outputs])
-            ema_center(self.center, stacked.float().sum(dim=0), stacked.shape[0],
-                       self.center_momentum)
+        self.update_center(teacher_outputs)
         return total / pairs

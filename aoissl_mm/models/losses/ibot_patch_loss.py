@@ -2,15 +2,13 @@
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from mmpretrain.registry import MODELS
-from torch import nn
 
-from .dino_loss import check_temperatures, ema_center
+from .dino_loss import CenteredDistillationLoss
 
 
 @MODELS.register_module()
-class IBOTPatchLoss(nn.Module):
+class IBOTPatchLoss(CenteredDistillationLoss):
     """Cross-entropy between teacher and student patch distributions at masked tokens.
 
     For global view ``v``, the student sees the masked crop and the teacher
@@ -41,12 +39,7 @@ class IBOTPatchLoss(nn.Module):
                  student_temp: float = 0.1,
                  teacher_temp: float = 0.04,
                  center_momentum: float = 0.9) -> None:
-        super().__init__()
-        check_temperatures('IBOTPatchLoss', student_temp, teacher_temp, center_momentum)
-        self.student_temp = float(student_temp)
-        self.teacher_temp = float(teacher_temp)
-        self.center_momentum = float(center_momentum)
-        self.register_buffer('center', torch.zeros(1, out_channels))
+        super().__init__(out_channels, student_temp, teacher_temp, center_momentum)
 
     def forward(self, student_patches: Sequence[torch.Tensor],
                 teacher_patches: Sequence[torch.Tensor],
@@ -77,8 +70,8 @@ class IBOTPatchLoss(nn.Module):
             if tuple(m.shape) != tuple(s.shape[:2]):
                 raise ValueError(f'IBOTPatchLoss: mask of shape {tuple(m.shape)} does not fit '
                                  f'patches of shape {tuple(s.shape)} (expected (B, L))')
-            p_t = F.softmax((t.detach().float() - self.center) / self.teacher_temp, dim=-1)
-            log_p_s = F.log_softmax(s.float() / self.student_temp, dim=-1)
+            p_t = self.teacher_probs(t)
+            log_p_s = self.student_log_probs(s)
             token_loss = torch.sum(-p_t * log_p_s, dim=-1)  # (B, L)
             count = m.sum(dim=1)
             keep = count > 0
@@ -89,8 +82,5 @@ class IBOTPatchLoss(nn.Module):
             loss = values.mean()
         else:
             loss = sum(s.float().sum() for s in student_patches) * 0.0
-        if self.training:
-            stacked = torch.cat([t.detach().reshape(-1, t.shape[-1]) for t in teacher_patches])
-            ema_center(self.center, stacked.float().sum(dim=0), stacked.shape[0],
-                       self.center_momentum)
+        self.update_center(teacher_patches)
         return loss
