@@ -1,0 +1,175 @@
+"""Files of a saved :class:`~.patch_memory.PatchMemory`: atomic writing and checked loading.
+
+Layout (``memory.json`` is written last, so a directory without it is not a
+complete memory)::
+
+    memory.json        {"format": "aoissl_mm.patch_memory", "format_version": 1,
+                        "key_dim", "value_shape", "value_bytes", "count", "shard_size",
+                        "index_type", "fp16_keys", "nlist", "nprobe", "pq_m",
+                        "shards": [{"index", "values", "count"}, ...], "metadata": {...}}
+    index_XXXXX.faiss  one faiss index per shard
+    values_XXXXX.npy   (count, value_bytes) uint8 per shard (np.save, no pickle)
+"""
+import contextlib
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from .index_base import SearchIndex
+
+__all__ = ['MEMORY_FILE', 'FORMAT_NAME', 'FORMAT_VERSION', 'write_memory_dir', 'load_memory']
+
+MEMORY_FILE = 'memory.json'
+FORMAT_NAME = 'aoissl_mm.patch_memory'
+FORMAT_VERSION = 1
+_FIELDS = dict(key_dim=int, value_shape=list, value_bytes=int, count=int, index_type=str,
+               fp16_keys=bool, nprobe=int, shards=list, metadata=dict)
+
+
+def shard_files(i: int) -> Tuple[str, str]:
+    """Index and values file names of shard ``i``."""
+    return f'index_{i:05d}.faiss', f'values_{i:05d}.npy'
+
+
+def _write_values(path: str, blocks: Iterable[np.ndarray], count: int, nbytes: int) -> None:
+    out = np.lib.format.open_memmap(path, mode='w+', dtype=np.uint8, shape=(count, nbytes))
+    pos = 0
+    for block in blocks:
+        out[pos:pos + block.shape[0]] = block
+        pos += block.shape[0]
+    if pos != count:
+        raise RuntimeError(f'{path}: wrote {pos} values for {count} entries')
+    out.flush()
+    del out
+
+
+def _replace_dir(tmp: str, directory: str) -> None:
+    if not osp.lexists(directory):
+        os.replace(tmp, directory)
+        return
+    if not osp.isdir(directory) or (os.listdir(directory) and
+                                    not osp.isfile(osp.join(directory, MEMORY_FILE))):
+        raise ValueError(f'{directory} exists and is not a saved memory (no {MEMORY_FILE}); '
+                         'refusing to replace it')
+    parent, name = osp.split(directory)
+    old = tempfile.mkdtemp(prefix=f'.{name}.old-', dir=parent)
+    os.replace(directory, old)  # onto the empty placeholder
+    try:
+        os.replace(tmp, directory)
+    except BaseException:
+        os.replace(old, directory)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_memory_dir(directory: str, shards: List[Tuple[SearchIndex, Iterable[np.ndarray], int]],
+                     info: dict, nbytes: int) -> None:
+    """Write shards (index, packed-value blocks, count) and ``memory.json`` atomically."""
+    directory = osp.abspath(directory)
+    parent, name = osp.split(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would stay on the saved memory
+        entries = []
+        for i, (index, blocks, count) in enumerate(shards):
+            index_name, values_name = shard_files(i)
+            index.write(osp.join(tmp, index_name))
+            _write_values(osp.join(tmp, values_name), blocks, count, nbytes)
+            entries.append(dict(index=index_name, values=values_name, count=int(count)))
+        doc = dict(format=FORMAT_NAME, format_version=FORMAT_VERSION, **info, shards=entries)
+        with open(osp.join(tmp, MEMORY_FILE), 'w') as f:
+            json.dump(doc, f, indent=2)
+        _replace_dir(tmp, directory)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp)
+        raise
+
+
+def _read_info(directory: str) -> dict:
+    path = osp.join(directory, MEMORY_FILE)
+    if not osp.isdir(directory):
+        raise FileNotFoundError(f'memory directory not found: {directory}')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} not found: {directory} is not a saved memory '
+                                '(or its save did not complete)')
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f'{path}: corrupted or truncated memory description ({err})') from err
+    if not isinstance(info, dict) or info.get('format') != FORMAT_NAME:
+        raise ValueError(f'{path}: not a {FORMAT_NAME} description')
+    if info.get('format_version') != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {info.get('format_version')!r} is not "
+                         f'supported (this version reads {FORMAT_VERSION})')
+    for key, kind in _FIELDS.items():
+        if not isinstance(info.get(key), kind):
+            raise ValueError(f'{path}: field {key!r} missing or not a {kind.__name__} '
+                             f'(got {info.get(key)!r})')
+    counts = [s.get('count') if isinstance(s, dict) else None for s in info['shards']]
+    if any(not isinstance(c, int) for c in counts) or sum(counts) != info['count']:
+        raise ValueError(f"{path}: shard counts {counts} do not add up to count={info['count']}")
+    for key in ('shard_size', 'nlist', 'pq_m'):
+        info.setdefault(key, None)
+    return info
+
+
+def check_expected(directory: str, info: dict, expected: Optional[dict]) -> None:
+    """Compare each key of ``expected`` with the saved metadata (or saved field)."""
+    for key, want in (expected or {}).items():
+        want = json.loads(json.dumps(want))
+        if key in info['metadata']:
+            saved = info['metadata'][key]
+        elif key in info and key not in ('metadata', 'shards', 'format'):
+            saved = info[key]
+        else:
+            raise ValueError(f'memory {directory} has no {key!r} in its metadata '
+                             f'(expected {want!r})')
+        if saved != want:
+            raise ValueError(f'memory {directory}: {key!r} is {saved!r} in the saved memory but '
+                             f'{want!r} is expected')
+
+
+def load_memory(directory: str, expected: Optional[dict], mmap: bool, device: str,
+                backend: str) -> Tuple[dict, List[Tuple[SearchIndex, np.ndarray]]]:
+    """Read and check ``memory.json``, then every shard's index and values."""
+    from .search_index import read_search_index
+    directory = osp.abspath(directory)
+    info = _read_info(directory)
+    check_expected(directory, info, expected)
+    shards = []
+    for entry in info['shards']:
+        count = entry['count']
+        index_path = osp.join(directory, str(entry.get('index')))
+        values_path = osp.join(directory, str(entry.get('values')))
+        index = read_search_index(index_path, device=device, backend=backend,
+                                  nprobe=info['nprobe'])
+        if index.dim != info['key_dim'] or index.ntotal != count:
+            raise ValueError(f'{index_path}: holds {index.ntotal} keys of dimension {index.dim}, '
+                             f"but {MEMORY_FILE} says {count} of dimension {info['key_dim']}")
+        if index.index_type != info['index_type'] or index.fp16 != info['fp16_keys']:
+            raise ValueError(f'{index_path}: a {index.index_type} index (fp16={index.fp16}), '
+                             f"but {MEMORY_FILE} says {info['index_type']} "
+                             f"(fp16={info['fp16_keys']})")
+        if not osp.isfile(values_path):
+            raise FileNotFoundError(f'values file not found: {values_path}')
+        try:
+            values = np.load(values_path, mmap_mode='r' if mmap else None, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f'{values_path}: cannot read the values (truncated or corrupted '
+                             f'.npy file): {err}') from err
+        if values.dtype != np.uint8 or values.shape != (count, info['value_bytes']):
+            raise ValueError(f'{values_path}: values of shape {values.shape} {values.dtype}, '
+                             f"expected ({count}, {info['value_bytes']}) uint8 (count of "
+                             f'{index_path})')
+        shards.append((index, values))
+    return info, shards
