@@ -17,7 +17,10 @@ from mmengine.config import DictAction
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor (aoissl_mm)')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file or http(s):// URL')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file or http(s):// URL (a retrieval config takes any '
+                        'checkpoint holding its backbone, or none if its backbone is set by '
+                        'init_cfg or random on purpose)')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='directory for the predicted bit-mask PNGs')
     parser.add_argument('--show', action='store_true', help='show prediction results')
@@ -43,7 +46,8 @@ def main() -> None:
                          args.show_dir, args.wait_time, args.tta, args.launcher)
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
-    preload_checkpoint(runner, args.checkpoint)  # read once, checked strictly
+    if args.checkpoint is not None:
+        preload_checkpoint(runner, args.checkpoint)  # read once, checked strictly
     runner.test()
 
 

@@ -344,7 +344,10 @@ def preload_checkpoint(runner: Any, source: str) -> Dict[str, torch.Tensor]:
     checkpoint already read here: call the ``after_load_checkpoint`` hooks,
     load the state dict into the (unwrapped) model, mark the runner as
     loaded and log it. Loading is strict, since the keys were checked.
-    Other file names go to the Runner's own method.
+    Other file names go to the Runner's own method. A model with a
+    ``filter_checkpoint_state(state, source)`` method (``RetrievalSegmentor``:
+    the backbone of any SSL or fine-tuned checkpoint) chooses first which of
+    the checkpoint's tensors are its own; those must then match exactly.
 
     Args:
         runner (mmengine.runner.Runner): A built runner whose ``load_from`` is ``source``.
@@ -359,6 +362,9 @@ def preload_checkpoint(runner: Any, source: str) -> Dict[str, torch.Tensor]:
     """
     checkpoint = safe_torch_load(source)
     state = extract_state_dict(checkpoint, source)
+    keep = getattr(_unwrap(runner.model), 'filter_checkpoint_state', None)
+    if keep is not None:  # e.g. a retrieval segmentor takes an SSL checkpoint's backbone
+        state = keep(state, source)
     check_state_dict_matches(runner.model, state, source)
     runner_load = runner.load_checkpoint
 

@@ -6,7 +6,7 @@ built, automatic AMP when CUDA is present, and early, clear errors for config
 keys that do not exist.
 """
 import os.path as osp
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -104,21 +104,31 @@ def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:
                            f'(keys: {near})')
 
 
-def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Optional[tuple]:
-    """The decode head's classes must be the datasets' classes.
+def _memory_dataloaders(cfg: Config) -> List[Tuple[str, dict]]:
+    """The dataloaders of ``RetrievalMemoryHook`` entries in ``custom_hooks``."""
+    return [(f'custom_hooks[{i}].dataloader', hook['dataloader'])
+            for i, hook in enumerate(cfg.get('custom_hooks') or [])
+            if isinstance(hook, dict) and hook.get('dataloader')]
 
-    Checked before anything is built: ``model.decode_head.num_classes`` must
-    equal the number of classes of every dataloader's dataset (its
-    ``metainfo.classes``, else the dataset type's ``METAINFO``), and the
-    head's ``class_names``, when set, must be those classes in that order.
-    The class names live in one place, the dataset; with
-    ``fill_class_names`` a head without ``class_names`` gets the dataset's
-    (they name its logged per-class accuracies).
+
+def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Optional[tuple]:
+    """The model's classes must be the datasets' classes.
+
+    Checked before anything is built: the number of classes of the model
+    (``model.decode_head.num_classes``, or ``model.num_classes`` for a
+    segmentor without a decode head, e.g. ``RetrievalSegmentor``) must equal
+    the number of classes of every dataloader's dataset (its
+    ``metainfo.classes``, else the dataset type's ``METAINFO``; the memory
+    dataloader of a ``RetrievalMemoryHook`` included), and the model's
+    ``class_names``, when set, must be those classes in that order. The
+    class names live in one place, the dataset; with ``fill_class_names`` a
+    model without ``class_names`` gets the dataset's (they name its logged
+    per-class accuracies and a retrieval memory's classes).
 
     Args:
         cfg (Config): The full config (changed in place when filling).
-        fill_class_names (bool): Set ``model.decode_head.class_names`` from
-            the dataset when the config does not. Defaults to False.
+        fill_class_names (bool): Set ``class_names`` from the dataset when
+            the config does not. Defaults to False.
 
     Returns:
         tuple | None: The datasets' classes, None if no dataset names any.
@@ -127,14 +137,21 @@ def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Option
         ValueError: A count or a name differs; the message names the split.
     """
     from mmseg.registry import DATASETS
-    head = cfg.model.get('decode_head') if 'model' in cfg else None
-    if not head or 'num_classes' not in head:
+    if 'model' not in cfg:
         return None
-    num_classes = head['num_classes']
-    head_names = head.get('class_names')
+    model = cfg.model.get('module', cfg.model) if cfg.model.get('type', '').endswith(
+        'TTAModel') else cfg.model
+    owner, where = model.get('decode_head'), 'model.decode_head'
+    if not owner:
+        owner, where = model, 'model'
+    if not owner or 'num_classes' not in owner:
+        return None
+    num_classes = owner['num_classes']
+    head_names = owner.get('class_names')
     found = None
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
+    loaders = [(f'{split}_dataloader', cfg.get(f'{split}_dataloader'))
+               for split in ('train', 'val', 'test')] + _memory_dataloaders(cfg)
+    for split, loader in loaders:
         if not loader or 'dataset' not in loader:
             continue
         dataset = loader['dataset']
@@ -146,16 +163,16 @@ def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Option
             continue
         if len(classes) != num_classes:
             raise ValueError(
-                f'model.decode_head.num_classes = {num_classes} but '
-                f'{split}_dataloader.dataset has {len(classes)} classes {tuple(classes)}; '
+                f'{where}.num_classes = {num_classes} but '
+                f'{split}.dataset has {len(classes)} classes {tuple(classes)}; '
                 f'set num_classes (and out_channels, class_names) to match the dataset')
         if head_names is not None and tuple(head_names) != tuple(classes):
             raise ValueError(
-                f'model.decode_head.class_names {tuple(head_names)} differ from the classes '
-                f'of {split}_dataloader.dataset {tuple(classes)} (same names, same order)')
+                f'{where}.class_names {tuple(head_names)} differ from the classes '
+                f'of {split}.dataset {tuple(classes)} (same names, same order)')
         found = tuple(classes)
     if fill_class_names and found is not None and head_names is None:
-        head['class_names'] = found
+        owner['class_names'] = found
     return found
 
 
@@ -215,9 +232,20 @@ def setup_train_cfg(cfg: Config,
     return cfg
 
 
+def _check_runs_without_checkpoint(cfg: Config) -> None:
+    """Only a retrieval config whose backbone is random on purpose or set by init_cfg."""
+    model = cfg.model
+    if model.get('type') == 'RetrievalSegmentor' and (
+            model.get('random_backbone') or model.get('backbone', {}).get('init_cfg')):
+        return
+    raise ValueError('a checkpoint is required: only a RetrievalSegmentor config whose '
+                     'backbone is loaded by model.backbone.init_cfg or is random on purpose '
+                     '(model.random_backbone=True) runs without one')
+
+
 def setup_test_cfg(cfg: Config,
                    config_path: str,
-                   checkpoint: str,
+                   checkpoint: Optional[str],
                    work_dir: Optional[str] = None,
                    out: Optional[str] = None,
                    show: bool = False,
@@ -232,8 +260,10 @@ def setup_test_cfg(cfg: Config,
     """
     check_dataset_classes(cfg, fill_class_names=True)
     _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
+    if checkpoint is None:
+        _check_runs_without_checkpoint(cfg)
     # a URL is checked when it is read (aoissl_mm.utils.checkpoint)
-    if checkpoint is not None and not is_url(checkpoint) and not osp.isfile(checkpoint):
+    elif not is_url(checkpoint) and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg.load_from = checkpoint
     if show or show_dir:

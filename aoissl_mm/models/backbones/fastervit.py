@@ -75,6 +75,7 @@ class FasterViT(BaseModule):
                   mlp_ratio=4.0),
     }
     min_input_size = 32
+    out_stride = 32  # pixels per token of the final map (forward_ssl's tokens)
 
     def __init__(self,
                  arch: str = '0',

@@ -1,19 +1,16 @@
 """Encoder-decoder segmentor with sigmoid multi-label outputs."""
 from typing import List, Sequence, Tuple, Union
 
-import torch
-from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
-from mmseg.structures import SegDataSample
-from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor, nn
 
-from ..utils.multilabel_prediction import check_thresholds, restore_geometry, threshold_scores
+from ..utils.multilabel_prediction import check_thresholds
+from .multilabel_predictor_mixin import MultiLabelPredictorMixin
 
 
 @MODELS.register_module()
-class MultiLabelEncoderDecoder(EncoderDecoder):
+class MultiLabelEncoderDecoder(MultiLabelPredictorMixin, EncoderDecoder):
     """``EncoderDecoder`` whose classes overlap (one sigmoid per class).
 
     Prediction: :meth:`inference` returns per-class sigmoid PROBABILITIES
@@ -74,102 +71,14 @@ class MultiLabelEncoderDecoder(EncoderDecoder):
                 'get_layer_depth(param_name, prefix), needed for layer-wise LR decay')
         return backbone_fn(param_name, prefix='backbone.')
 
-    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Per-class probabilities with ``'whole'`` or ``'slide'`` inference.
+    def window_scores(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Sigmoid probabilities, float32 (N, C, H, W), of one input window.
 
         Args:
             inputs (Tensor): Normalised images (N, C_in, H, W).
             batch_img_metas (list[dict]): Image metas.
 
         Returns:
-            Tensor: float32 probabilities (N, C, H, W).
-
-        Raises:
-            ValueError: ``test_cfg.mode`` is neither ``'whole'`` nor ``'slide'``.
+            Tensor: ``sigmoid(encode_decode(inputs))``.
         """
-        mode = self.test_cfg.get('mode', 'whole')
-        if mode == 'slide':
-            return self.slide_inference(inputs, batch_img_metas)
-        if mode == 'whole':
-            return self.whole_inference(inputs, batch_img_metas).float().sigmoid()
-        raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
-
-    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-        """Sliding-window inference averaging probabilities over overlaps.
-
-        The window grid is mmseg's (the last window of a row/column is moved
-        back inside the image; windows larger than the image shrink to it).
-
-        Args:
-            inputs (Tensor): Normalised images (N, C_in, H, W).
-            batch_img_metas (list[dict]): Image metas; ``img_shape`` of the
-                first one is set to each window's shape (mmseg convention, so
-                the head resizes window logits to the window).
-
-        Returns:
-            Tensor: float32 probabilities (N, C, H, W): the mean over windows
-            of ``sigmoid(window logits)``.
-        """
-        for key in ('crop_size', 'stride'):
-            if key not in self.test_cfg:
-                raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{key} (h, w), got "
-                                 f'{dict(self.test_cfg)}')
-        h_stride, w_stride = self.test_cfg['stride']
-        h_crop, w_crop = self.test_cfg['crop_size']
-        batch_size, _, h_img, w_img = inputs.shape
-        h_grids = max(h_img - h_crop + h_stride - 1, 0) // h_stride + 1
-        w_grids = max(w_img - w_crop + w_stride - 1, 0) // w_stride + 1
-        prob_sum = inputs.new_zeros((batch_size, self.out_channels, h_img, w_img),
-                                    dtype=torch.float32)
-        count = inputs.new_zeros((batch_size, 1, h_img, w_img), dtype=torch.float32)
-        for h_idx in range(h_grids):
-            for w_idx in range(w_grids):
-                y2 = min(h_idx * h_stride + h_crop, h_img)
-                x2 = min(w_idx * w_stride + w_crop, w_img)
-                y1 = max(y2 - h_crop, 0)
-                x1 = max(x2 - w_crop, 0)
-                crop = inputs[:, :, y1:y2, x1:x2]
-                batch_img_metas[0]['img_shape'] = crop.shape[2:]
-                crop_logits = self.encode_decode(crop, batch_img_metas)
-                prob_sum[:, :, y1:y2, x1:x2] += crop_logits.float().sigmoid()
-                count[:, :, y1:y2, x1:x2] += 1
-        if bool((count == 0).any()):
-            raise RuntimeError('slide_inference left pixels uncovered; check test_cfg.stride '
-                               f"{self.test_cfg['stride']} and crop_size "
-                               f"{self.test_cfg['crop_size']}")
-        return prob_sum / count
-
-    def postprocess_result(self,
-                           seg_logits: Tensor,
-                           data_samples: OptSampleList = None) -> SampleList:
-        """Restore geometry, then apply the per-class thresholds.
-
-        Args:
-            seg_logits (Tensor): Probabilities (N, C, H, W) from
-                :meth:`inference` (mmseg's argument name is kept).
-            data_samples (list[SegDataSample] | None): Samples with metainfo
-                (``padding_size``/``img_padding_size``, ``flip``,
-                ``flip_direction``, ``ori_shape``). None: no geometry is
-                restored and new samples are created.
-
-        Returns:
-            list[SegDataSample]: Samples with ``seg_logits`` (float
-            probabilities, (C, H, W)) and ``pred_sem_seg`` (uint8 {0, 1},
-            (C, H, W), ``prob >= threshold``).
-        """
-        batch_size, num_channels = seg_logits.shape[:2]
-        if num_channels != self.num_classes:
-            raise ValueError(f"'seg_logits' must have num_classes={self.num_classes} channels, "
-                             f'got shape {tuple(seg_logits.shape)}')
-        only_prediction = data_samples is None
-        if only_prediction:
-            data_samples = [SegDataSample() for _ in range(batch_size)]
-        for i in range(batch_size):
-            probs = seg_logits[i].float()
-            if not only_prediction:
-                probs = restore_geometry(probs, data_samples[i].metainfo, self.align_corners)
-            data_samples[i].set_data({
-                'seg_logits': PixelData(data=probs),
-                'pred_sem_seg': PixelData(data=threshold_scores(probs, self.thresholds))
-            })
-        return data_samples
+        return self.encode_decode(inputs, batch_img_metas).float().sigmoid()

@@ -17,7 +17,8 @@ class MultiLabelSegTTAModel(SegTTAModel):
     mmseg merges augmented predictions with a softmax + argmax (one class per
     pixel). Here each augmented view's ``seg_logits`` already holds per-class
     sigmoid probabilities, flipped back by the segmentor; they are averaged
-    and thresholded with the segmentor's per-class ``thresholds``. The ground
+    and thresholded with the segmentor's per-class ``thresholds`` (and its
+    ``strict_threshold`` rule: ``>`` for retrieval, ``>=`` otherwise). The ground
     truth and metainfo of the first view are kept, so the first transform of
     the TTA pipeline should be the identity (e.g. ``RandomFlip(prob=0.)``).
     """
@@ -36,6 +37,7 @@ class MultiLabelSegTTAModel(SegTTAModel):
         if thresholds is None:
             raise TypeError(f'MultiLabelSegTTAModel needs a multi-label segmentor with '
                             f'per-class thresholds, got {type(self.module).__name__}')
+        strict = getattr(self.module, 'strict_threshold', False)
         merged = []
         for data_samples in data_samples_list:
             probs = torch.stack([s.seg_logits.data for s in data_samples]).mean(dim=0)
@@ -43,7 +45,8 @@ class MultiLabelSegTTAModel(SegTTAModel):
             out = first.clone()
             out.set_data({
                 'seg_logits': PixelData(data=probs),
-                'pred_sem_seg': PixelData(data=threshold_scores(probs, thresholds)),
+                'pred_sem_seg': PixelData(
+                    data=threshold_scores(probs, thresholds, strict=strict)),
             })
             merged.append(out)
         return merged

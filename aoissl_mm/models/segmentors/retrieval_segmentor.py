@@ -1,0 +1,480 @@
+"""In-context segmentation: labels transferred from a Faiss memory of labelled patches."""
+import hashlib
+import logging
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from torch import Tensor
+
+from ..retrieval import PatchMemory, aggregate_neighbours, patchify_masks, unpatchify_scores
+from ..retrieval.patch_sampling import sample_patches
+from ..utils.multilabel_prediction import check_thresholds
+from .multilabel_predictor_mixin import MultiLabelPredictorMixin
+
+IntOrList = Union[int, Sequence[int]]
+FloatOrList = Union[float, Sequence[float]]
+
+LEVELS = ('patch', 'image')
+AGGREGATIONS = ('similarity', 'attention')
+
+
+def _per_class(value: Union[int, float, Sequence], num_classes: int, name: str, kind: type,
+               positive: bool = True) -> Tuple:
+    """Expand a scalar to one value per class and validate it."""
+    if isinstance(value, (list, tuple)):
+        values = list(value)
+        if len(values) != num_classes:
+            raise ValueError(f"'{name}' must be one {kind.__name__} or a list of {num_classes} "
+                             f'(one per class), got {len(values)} values: {values}')
+    else:
+        values = [value] * num_classes
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (
+                kind is int and not float(v).is_integer()):
+            raise ValueError(f"'{name}' values must be {kind.__name__}s, got {values}")
+        if positive and not v > 0:
+            raise ValueError(f"'{name}' values must be > 0, got {values}")
+    return tuple(kind(v) for v in values)
+
+
+@MODELS.register_module()
+class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
+    """A frozen backbone and a memory of labelled patches in place of a decode head.
+
+    Labels are transferred from the nearest labelled patches (AOI-SSL spec
+    §8, after Hummingbird): a new device is adapted to by adding its labelled
+    images to the memory, not by training.
+
+    * ``level='patch'`` (Eq. 4-6): a key per output token (the L2-normalised
+      final ``x_norm_patchtokens``), its value the full p×p×C ground-truth
+      mask of that patch (cut row-major in token order). A query token gets
+      the weighted mean of its top-k neighbours' masks.
+    * ``level='image'`` (Eq. 7): a key per image (the normalised
+      ``x_norm_clstoken``; FasterViT: the mean token), its value the whole
+      mask. All memory images must have one size; a query of another size
+      gets the aggregated mask resized bilinearly.
+
+    Aggregation over the k neighbours (best first): ``'similarity'``, with
+    ``similarity_mode='inverse_distance'`` (the reference's w_j ∝ 1/(1 - s_j
+    + 1e-8), default) or ``'normalized'`` (w_j = s_j / Σ s); or
+    ``'attention'`` (softmax(s / β)). ``k`` and ``beta`` may be per class: one
+    search at the largest k serves every class. Scores are thresholded
+    strictly (``score > threshold``, spec §8.2).
+
+    Similarities are clamped to ≤ 1, and neighbours with equal similarity
+    (identical keys: black or padded patches) are ordered by insertion:
+    the earlier-added entry wins (see :mod:`aoissl_mm.models.retrieval`).
+
+    The memory is not part of ``state_dict`` (checkpoints stay small and
+    weights-only); it is built by :meth:`build_memory` (the
+    ``RetrievalMemoryHook`` calls it before evaluation) or set from a saved
+    one with :meth:`load_memory`, which checks its metadata (level, patch
+    size, key size, classes, backbone config and weight digest, input
+    normalisation) against this model.
+
+    Args:
+        backbone (dict): Backbone config; it must have ``forward_ssl(x)``
+            returning ``x_norm_patchtokens`` (B, N, D) and
+            ``x_norm_clstoken`` (B, D) (``AOIViT``, ``FasterViT``,
+            ``DINOv2Tokens``). It is frozen and always in eval mode.
+        num_classes (int): Number of (overlapping) classes.
+        class_names (Sequence[str], optional): Their names (the tools fill
+            them from the dataset); stored in and checked against a memory.
+        level (str): ``'patch'`` or ``'image'``. Defaults to ``'patch'``.
+        patch_size (int, optional): Pixels per output token; defaults to
+            the backbone's ``patch_size`` (ViT) or ``out_stride`` (FasterViT).
+        k (int | Sequence[int]): Neighbours, one or per class. Defaults to 30.
+        aggregation (str): ``'similarity'`` or ``'attention'``.
+        similarity_mode (str): ``'inverse_distance'`` or ``'normalized'``.
+        beta (float | Sequence[float]): Attention temperature, one or per
+            class. Defaults to 0.02.
+        threshold (float | Sequence[float]): Score thresholds, one or per
+            class, strictly inside (0, 1). Defaults to 0.5.
+        memory (dict, optional): :class:`PatchMemory` options
+            (``index_type``, ``fp16_keys``, ``nlist``, ``nprobe``, ``pq_m``,
+            ``device``, ``shard_size``).
+        memory_sampling (dict, optional): ``dict(per_image=N, seed=0)``
+            keeps at most N patches per memory image, rare classes first
+            (spec §8.1 bounded mode). None keeps every patch (the paper's).
+        query_chunk (int): Query tokens aggregated at once (bounds the
+            (chunk, k, p², C) value tensor). Defaults to 2048.
+        random_backbone (bool): The backbone is deliberately random (a
+            baseline): ``tools/test.py`` then runs without a checkpoint.
+        data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
+        test_cfg (dict, optional): ``mode='whole'`` or ``'slide'`` (with
+            ``crop_size``/``stride``), as mmseg's.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    strict_threshold = True
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 num_classes: int,
+                 class_names: Optional[Sequence[str]] = None,
+                 level: str = 'patch',
+                 patch_size: Optional[int] = None,
+                 k: IntOrList = 30,
+                 aggregation: str = 'similarity',
+                 similarity_mode: str = 'inverse_distance',
+                 beta: FloatOrList = 0.02,
+                 threshold: FloatOrList = 0.5,
+                 memory: OptConfigType = None,
+                 memory_sampling: OptConfigType = None,
+                 query_chunk: int = 2048,
+                 random_backbone: bool = False,
+                 data_preprocessor: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if level not in LEVELS:
+            raise ValueError(f"'level' must be one of {LEVELS}, got {level!r}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"'aggregation' must be one of {AGGREGATIONS}, got {aggregation!r}")
+        if similarity_mode not in ('inverse_distance', 'normalized'):
+            raise ValueError("'similarity_mode' must be 'inverse_distance' or 'normalized', "
+                             f'got {similarity_mode!r}')
+        if level == 'image' and aggregation == 'attention':
+            raise ValueError("level='image' supports aggregation='similarity' only (spec §8.3)")
+        self.backbone_cfg = dict(backbone)
+        self.backbone = MODELS.build(backbone)
+        if not callable(getattr(self.backbone, 'forward_ssl', None)):
+            raise TypeError('RetrievalSegmentor needs a backbone with forward_ssl(x) (AOIViT, '
+                            f'FasterViT, DINOv2Tokens), got {type(self.backbone).__name__}')
+        self.backbone.requires_grad_(False)
+        self.num_classes = int(num_classes)
+        if class_names is not None and len(class_names) != self.num_classes:
+            raise ValueError(f"'class_names' must name num_classes={self.num_classes} classes, "
+                             f'got {list(class_names)}')
+        self.class_names = list(class_names) if class_names is not None else None
+        self.out_channels = self.num_classes
+        self.align_corners = False
+        self.level = level
+        self.patch_size = int(patch_size or getattr(self.backbone, 'patch_size', None)
+                              or getattr(self.backbone, 'out_stride', 0))
+        if self.patch_size <= 0:
+            raise ValueError('patch_size could not be inferred from the backbone '
+                             f'{type(self.backbone).__name__}; set it in the config')
+        self.ks = _per_class(k, self.num_classes, 'k', int)
+        self.betas = _per_class(beta, self.num_classes, 'beta', float)
+        self.thresholds = check_thresholds(threshold, self.num_classes)
+        self.aggregation = aggregation
+        self.similarity_mode = similarity_mode
+        self.memory_cfg = dict(memory or {})
+        self.memory_sampling = dict(memory_sampling) if memory_sampling else None
+        if self.memory_sampling is not None:
+            unknown = set(self.memory_sampling) - {'per_image', 'seed'}
+            if unknown or int(self.memory_sampling.get('per_image', 0)) <= 0:
+                raise ValueError("'memory_sampling' must be dict(per_image=N > 0, seed=0), got "
+                                 f'{self.memory_sampling}')
+        if query_chunk <= 0:
+            raise ValueError(f"'query_chunk' must be > 0, got {query_chunk}")
+        self.query_chunk = int(query_chunk)
+        self.random_backbone = bool(random_backbone)
+        self.test_cfg = test_cfg if test_cfg is not None else dict(mode='whole')
+        self.train_cfg = train_cfg
+        self.memory: Optional[PatchMemory] = None
+
+    # ------------------------------------------------------------ frozen backbone
+    def train(self, mode: bool = True) -> 'RetrievalSegmentor':
+        """Keep the frozen backbone in eval mode whatever ``mode`` is."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    @property
+    def needs_checkpoint(self) -> bool:
+        """Whether ``tools/test.py`` needs a checkpoint for the backbone."""
+        return not (self.random_backbone or self.backbone_cfg.get('init_cfg'))
+
+    def filter_checkpoint_state(self, state: Dict[str, Tensor],
+                                source: str) -> Dict[str, Tensor]:
+        """Keep a checkpoint's ``backbone.`` tensors (SSL, fine-tuned or bare backbone).
+
+        Args:
+            state (dict): The checkpoint's state dict.
+            source (str): Its file or URL, for messages.
+
+        Returns:
+            dict: ``backbone.*`` tensors; the other keys (an SSL decoder, a
+            teacher, a decode head) are dropped with a log line. A state dict
+            without any ``backbone.`` key is taken as a bare backbone.
+        """
+        kept = {k: v for k, v in state.items() if k.startswith('backbone.')}
+        if not kept:
+            kept = {f'backbone.{k}': v for k, v in state.items()}
+        dropped = sorted({k.split('.')[0] for k in state if not k.startswith('backbone.')}
+                         ) if len(kept) < len(state) else []
+        if dropped:
+            print_log(f'RetrievalSegmentor: using the backbone of {source}; ignoring its '
+                      f'{len(state) - len(kept)} other tensors (under {", ".join(dropped)})',
+                      logger='current', level=logging.INFO)
+        return kept
+
+    # ------------------------------------------------------------ features
+    def _pad_to_patch(self, inputs: Tensor) -> Tensor:
+        """Pad (bottom/right) to a multiple of the patch with the normalised black value."""
+        height, width = inputs.shape[-2:]
+        p = self.patch_size
+        pad_h, pad_w = (-height) % p, (-width) % p
+        if not (pad_h or pad_w):
+            return inputs
+        black = self._black_value(inputs)
+        out = black.expand(inputs.shape[0], -1, height + pad_h, width + pad_w).clone()
+        out[:, :, :height, :width] = inputs
+        return out
+
+    def _black_value(self, inputs: Tensor) -> Tensor:
+        """What raw 0 (a black pixel) becomes after the data preprocessor, (1, C, 1, 1)."""
+        pre = self.data_preprocessor
+        channels = inputs.shape[1]
+        if getattr(pre, '_enable_normalize', False):
+            mean = pre.mean.to(inputs).view(1, -1, 1, 1)
+            std = pre.std.to(inputs).view(1, -1, 1, 1)
+            return (-mean / std)[:, :channels]
+        return inputs.new_zeros(1, channels, 1, 1)
+
+    @torch.no_grad()
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """The keys this segmentor stores or queries for ``inputs``.
+
+        Args:
+            inputs (Tensor): Normalised images (B, C_in, H, W); H and W are
+                padded to a multiple of the patch with black.
+
+        Returns:
+            Tensor: L2-normalised float32 keys: (B, N, D) patch tokens in
+            row-major order for ``level='patch'``, (B, D) for ``'image'``.
+        """
+        self.backbone.eval()
+        out = self.backbone.forward_ssl(self._pad_to_patch(inputs))
+        if self.level == 'patch':
+            keys = out['x_norm_patchtokens']
+        else:
+            keys = out['x_norm_clstoken']
+        return F.normalize(keys.float(), dim=-1)
+
+    # ------------------------------------------------------------ memory
+    def backbone_digest(self) -> str:
+        """SHA-256 (first 16 hex digits) of the backbone weights: which backbone built a memory."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.backbone.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def memory_metadata(self) -> dict:
+        """What a memory must have been built with to serve this model."""
+        pre = self.data_preprocessor
+        mean = getattr(pre, 'mean', None)
+        std = getattr(pre, 'std', None)
+        cfg = {k: v for k, v in self.backbone_cfg.items() if k != 'init_cfg'}
+        return dict(
+            level=self.level,
+            patch_size=self.patch_size,
+            classes=self.class_names,
+            num_classes=self.num_classes,
+            backbone=_jsonable(cfg),
+            backbone_digest=self.backbone_digest(),
+            normalisation=dict(
+                mean=[round(float(v), 6) for v in mean.flatten()] if mean is not None else None,
+                std=[round(float(v), 6) for v in std.flatten()] if std is not None else None))
+
+    def new_memory(self, key_dim: int, value_shape: Tuple[int, int],
+                   image_size: Optional[Sequence[int]] = None) -> PatchMemory:
+        """An empty :class:`PatchMemory` with this model's options and metadata.
+
+        Args:
+            key_dim (int): Key size.
+            value_shape (tuple[int, int]): (units, classes) of one entry.
+            image_size (Sequence[int], optional): (H, W) of the memory
+                images, stored for ``level='image'``.
+        """
+        metadata = self.memory_metadata()
+        if image_size is not None:
+            metadata['image_size'] = [int(v) for v in image_size]
+        return PatchMemory(key_dim=key_dim, value_shape=value_shape, metadata=metadata,
+                           **self.memory_cfg)
+
+    def _memory_entries(self, inputs: Tensor, masks: Tensor,
+                        generator: Optional[torch.Generator]) -> Iterable[Tuple[Tensor, Tensor]]:
+        """(keys, values) of each image of a normalised batch and its (B, C, H, W) masks."""
+        if masks.shape[-2:] != inputs.shape[-2:]:
+            raise ValueError(f'memory images and masks differ in size: {tuple(inputs.shape)} vs '
+                             f'{tuple(masks.shape)}')
+        masks = (masks == 1).to(torch.uint8)  # padding (255) is background
+        keys = self.extract_feat(inputs)
+        if self.level == 'image':
+            for i in range(inputs.shape[0]):
+                yield keys[i:i + 1], masks[i].flatten(1).t()[None]
+            return
+        p = self.patch_size
+        height, width = masks.shape[-2:]
+        padded = masks.new_zeros(masks.shape[:2] + (height + (-height) % p, width + (-width) % p))
+        padded[:, :, :height, :width] = masks
+        values = patchify_masks(padded, p)
+        for i in range(inputs.shape[0]):
+            k_i, v_i = keys[i], values[i]
+            if self.memory_sampling is not None:
+                keep = sample_patches(v_i, int(self.memory_sampling['per_image']), generator)
+                k_i, v_i = k_i[keep], v_i[keep]
+            yield k_i, v_i
+
+    @torch.no_grad()
+    def build_memory(self, dataloader: Iterable, memory: Optional[PatchMemory] = None,
+                     progress: bool = True) -> PatchMemory:
+        """Fill a memory from a labelled dataloader (every patch of every image by default).
+
+        Args:
+            dataloader (Iterable): Yields mmseg batches (``inputs``,
+                ``data_samples`` with ``gt_sem_seg`` (C, H, W)).
+            memory (PatchMemory, optional): A memory to add to (``tools/memory.py
+                add``); its metadata must match this model. None: a new one.
+            progress (bool): Show a progress bar. Defaults to True.
+
+        Returns:
+            PatchMemory: The memory, also set as ``self.memory``.
+
+        Raises:
+            ValueError: The dataloader yields nothing, or image-level memory
+                images differ in size.
+        """
+        from tqdm import tqdm
+        if memory is not None:
+            self.check_memory(memory)
+        generator = None
+        if self.memory_sampling is not None:
+            generator = torch.Generator().manual_seed(int(self.memory_sampling.get('seed', 0)))
+        total = len(dataloader) if hasattr(dataloader, '__len__') else None
+        images = 0
+        for data in tqdm(dataloader, total=total, desc='building retrieval memory',
+                         unit='batch', disable=not progress):
+            data = self.data_preprocessor(data, False)
+            masks = torch.stack([s.gt_sem_seg.data for s in data['data_samples']])
+            for keys, values in self._memory_entries(data['inputs'], masks, generator):
+                if memory is None:
+                    memory = self.new_memory(
+                        keys.shape[-1], tuple(values.shape[1:]),
+                        masks.shape[-2:] if self.level == 'image' else None)
+                elif tuple(values.shape[1:]) != tuple(memory.value_shape):
+                    raise ValueError(f'memory entries hold {tuple(memory.value_shape)} values '
+                                     f'(units, classes), this image gives '
+                                     f'{tuple(values.shape[1:])}; level=image needs memory '
+                                     'images of one size')
+                memory.add(keys.cpu(), values.cpu())
+                images += 1
+        if memory is None or images == 0:
+            raise ValueError('the memory dataloader yielded no images: an empty memory cannot '
+                             'label anything (check its dataset and data_root)')
+        self.memory = memory
+        print_log(f'RetrievalSegmentor: memory holds {len(memory)} {self.level} entries '
+                  f'({images} images added)', logger='current', level=logging.INFO)
+        return memory
+
+    def check_memory(self, memory: PatchMemory, source: str = 'the memory') -> None:
+        """Require ``memory`` to be built with this model's backbone, patch, keys and classes."""
+        saved = memory.metadata
+        for key, expected in self.memory_metadata().items():
+            if key == 'classes' and expected is None:
+                continue
+            if saved.get(key) != expected:
+                raise ValueError(f'{source} was built with {key}={saved.get(key)!r}, but this '
+                                 f'model has {key}={expected!r}; rebuild the memory with this '
+                                 'config and checkpoint (tools/memory.py build)')
+
+    def load_memory(self, directory: str) -> PatchMemory:
+        """Load a saved memory after checking its metadata against this model."""
+        memory = PatchMemory.load(directory, expected=self.memory_metadata(),
+                                  device=self.memory_cfg.get('device', 'auto'))
+        self.memory = memory
+        print_log(f'RetrievalSegmentor: loaded memory {directory} ({len(memory)} entries)',
+                  logger='current', level=logging.INFO)
+        return memory
+
+    # ------------------------------------------------------------ prediction
+    def _aggregate(self, queries: Tensor) -> Tensor:
+        """Aggregated (M, units, C) scores of (M, D) query keys, in chunks."""
+        if self.memory is None or len(self.memory) == 0:
+            raise RuntimeError('RetrievalSegmentor has no memory: build one (RetrievalMemoryHook, '
+                               'tools/memory.py build) or load one before predicting')
+        k_max = max(self.ks)
+        if k_max > len(self.memory):
+            raise ValueError(f'k={k_max} is larger than the memory ({len(self.memory)} '
+                             'entries); lower k or add images to the memory')
+        outs = []
+        for start in range(0, queries.shape[0], self.query_chunk):
+            chunk = queries[start:start + self.query_chunk].cpu()
+            sims, ids = self.memory.search(chunk, k_max)
+            values = self.memory.gather_values(ids)
+            outs.append(aggregate_neighbours(sims, values, self.ks, self.aggregation,
+                                             self.betas, self.similarity_mode))
+        return torch.cat(outs).to(queries.device)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Transferred per-class scores in [0, 1], (B, C, H, W), of a batch."""
+        batch, _, height, width = inputs.shape
+        keys = self.extract_feat(inputs)
+        if self.level == 'patch':
+            p = self.patch_size
+            grid = (-(-height // p), -(-width // p))
+            scores = self._aggregate(keys.flatten(0, 1)).view(batch, grid[0] * grid[1], p * p,
+                                                              self.num_classes)
+            return unpatchify_scores(scores, grid, p)[:, :, :height, :width].contiguous()
+        scores = self._aggregate(keys)  # (B, H_m * W_m, C)
+        side = self.memory.metadata['image_size']
+        maps = scores.transpose(1, 2).reshape(batch, self.num_classes, *side)
+        if tuple(side) != (height, width):
+            maps = F.interpolate(maps, size=(height, width), mode='bilinear',
+                                 align_corners=False)
+        return maps
+
+    def window_scores(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Transferred scores of one window (scores already lie in [0, 1])."""
+        return self.encode_decode(inputs, batch_img_metas).float()
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Scores (``seg_logits``) and strict-threshold masks (``pred_sem_seg``).
+
+        Args:
+            inputs (Tensor): Normalised images (N, C_in, H, W).
+            data_samples (list[SegDataSample], optional): Samples with metainfo.
+
+        Returns:
+            list[SegDataSample]: As :class:`MultiLabelEncoderDecoder`'s.
+        """
+        if data_samples is not None:
+            batch_img_metas = [s.metainfo for s in data_samples]
+        else:
+            batch_img_metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                                    pad_shape=inputs.shape[2:], padding_size=[0, 0, 0, 0])
+                               ] * inputs.shape[0]
+        with torch.no_grad():
+            scores = self.inference(inputs, batch_img_metas)
+        return self.postprocess_result(scores, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        """Raw transferred scores (N, C, H, W) (``mode='tensor'``)."""
+        return self.encode_decode(inputs, [])
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Not trainable: adapt by adding labelled images to the memory instead."""
+        raise RuntimeError('RetrievalSegmentor is not trained: its backbone is frozen and its '
+                           "'decode head' is a memory; build or extend the memory "
+                           '(tools/memory.py build|add) and evaluate with tools/test.py')
+
+
+def _jsonable(value: object) -> object:
+    """A config value as plain JSON types (tuples become lists)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
