@@ -4,9 +4,18 @@ Example::
 
     python tools/benchmark.py configs/fastervit0_upernet_aoi.py --crop 512 --batch 4
     python tools/benchmark.py configs/vit-tiny_upernet_aoi.py ckpt.pth --json out.json
+
+On a retrieval config (``model.type='RetrievalSegmentor'``) the memory of every
+patch of the memory split is built first and more is measured on request
+(:mod:`aoissl_mm.utils.retrieval_benchmark`)::
+
+    python tools/benchmark.py configs/retrieval/retrieval-patch-sim_vit-tiny_aoi-512.py \
+        --compare configs/vit-tiny_upernet_aoi.py --memory-size 1000000 --add-images 42
 """
 import argparse
 import os.path as osp
+
+from mmengine.config import DictAction
 
 
 def parse_args() -> argparse.Namespace:
@@ -22,7 +31,72 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-amp', action='store_true', help='disable fp16 autocast on CUDA')
     parser.add_argument('--json', default=None,
                         help='output JSON (default: work_dirs/benchmark/<config>.json)')
+    parser.add_argument('--checkpoint', dest='checkpoint_opt', default=None,
+                        help='weights (same as the positional checkpoint)')
+    retrieval = parser.add_argument_group('retrieval configs (RetrievalSegmentor)')
+    retrieval.add_argument('--compare', default=None, help='another config timed the same way')
+    retrieval.add_argument('--compare-checkpoint', default=None, help='its weights')
+    retrieval.add_argument('--memory-size', type=float, default=None,
+                           help='exact vs IVF at this many entries (real + distractors)')
+    retrieval.add_argument('--nlists', type=_ints, default=None,
+                           help='IVF nlist sweep, e.g. 512,1024,2048 (default ~sqrt(N) x .5,1,2)')
+    retrieval.add_argument('--nprobes', type=_ints, default=None,
+                           help='nprobe sweep (default 1,2,4,...,64)')
+    retrieval.add_argument('--min-recall', type=float, default=0.95,
+                           help='chosen IVF: fastest with recall@k >= this')
+    retrieval.add_argument('--distractor-noise', type=float, default=0.3,
+                           help='norm of the noise added to a real key to make a distractor')
+    retrieval.add_argument('--distractor-values', choices=['copy', 'empty'], default='copy',
+                           help="distractor values: the source key's mask or an empty one")
+    retrieval.add_argument('--fp16-keys', choices=['config', 'on', 'off'], default='config',
+                           help='keys of the scaling memories (default: the config\'s)')
+    retrieval.add_argument('--sweep-queries', type=int, default=4096,
+                           help='query tokens of the nprobe sweep')
+    retrieval.add_argument('--memory-sizes', type=_ints, default=None,
+                           help='flat vs IVF on synthetic keys, e.g. 1e4,1e5,1e6')
+    retrieval.add_argument('--add-images', type=int, default=None,
+                           help='time adding this many labelled images to a saved memory')
+    retrieval.add_argument('--add-data-root', default=None,
+                           help='their AOI-layout root (default: freshly generated synthetic)')
+    retrieval.add_argument('--add-split', default='train', help='their split folder')
+    retrieval.add_argument('--add-threads', type=int, default=2, help='CPU threads for adding')
+    retrieval.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                           help='config overrides, key=value')
+    retrieval.add_argument('--no-progress', action='store_true', help='no progress bars')
     return parser.parse_args()
+
+
+def _ints(text: str) -> list:
+    """'1e4,1e5' -> [10000, 100000]."""
+    try:
+        return [int(float(v)) for v in text.split(',') if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'expected comma-separated numbers, got {text!r}') from err
+
+
+def run_retrieval(args: argparse.Namespace, crop: list, checkpoint) -> None:
+    """The retrieval benchmark (see the module docstring)."""
+    from aoissl_mm.utils import write_json
+    from aoissl_mm.utils.retrieval_benchmark import benchmark_retrieval, format_retrieval_report
+    scaling = dict(noise=args.distractor_noise, values_mode=args.distractor_values,
+                   min_recall=args.min_recall, sweep_queries=args.sweep_queries,
+                   fp16_keys=dict(config=None, on=True, off=False)[args.fp16_keys])
+    if args.nlists:
+        scaling['nlists'] = args.nlists
+    if args.nprobes:
+        scaling['nprobes'] = args.nprobes
+    res = benchmark_retrieval(
+        args.config, checkpoint, crop, args.batch, args.warmup, args.iters, args.device,
+        False if args.no_amp else None, args.compare, args.compare_checkpoint,
+        int(args.memory_size) if args.memory_size else None, scaling, args.memory_sizes,
+        args.add_images, dict(data_root=args.add_data_root, split=args.add_split,
+                              threads=args.add_threads), args.cfg_options,
+        not args.no_progress)
+    print(format_retrieval_report(res))
+    out = args.json or osp.join('work_dirs', 'benchmark',
+                                osp.splitext(osp.basename(args.config))[0] + '.json')
+    write_json(out, res)
+    print(f'results written to {out}')
 
 
 def main() -> None:
@@ -30,7 +104,11 @@ def main() -> None:
     from aoissl_mm.utils import benchmark_segmentor, load_config, write_json
     cfg = load_config(args.config)
     crop = args.crop * 2 if len(args.crop) == 1 else args.crop[:2]
-    res = benchmark_segmentor(cfg, args.checkpoint, crop, args.batch, args.warmup, args.iters,
+    checkpoint = args.checkpoint_opt or args.checkpoint
+    if cfg.model.get('type') == 'RetrievalSegmentor':
+        run_retrieval(args, crop, checkpoint)
+        return
+    res = benchmark_segmentor(cfg, checkpoint, crop, args.batch, args.warmup, args.iters,
                               args.device, False if args.no_amp else None)
     res['config'] = args.config
     from prettytable import PrettyTable

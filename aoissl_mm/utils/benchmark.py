@@ -103,9 +103,43 @@ def benchmark_segmentor(cfg,
     if iters < 1:
         raise ValueError(f'benchmark: iters must be at least 1, got {iters}')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = _build_model(cfg, checkpoint, device)
+    return benchmark_model(model, cfg, crop_size, batch_size, warmup, iters, device, amp)
+
+
+def benchmark_model(model: torch.nn.Module,
+                    cfg,
+                    crop_size: Sequence[int] = (512, 512),
+                    batch_size: int = 4,
+                    warmup: int = 3,
+                    iters: int = 10,
+                    device: Optional[str] = None,
+                    amp: Optional[bool] = None) -> dict:
+    """Measure crops/s of ``model.test_step`` for an already built model (in eval mode).
+
+    As :func:`benchmark_segmentor`, for a model built elsewhere (e.g. a
+    ``RetrievalSegmentor`` whose memory is set first).
+
+    Args:
+        model (nn.Module): The segmentor, already on ``device``.
+        cfg (Config): Its config (``model.data_preprocessor`` and
+            ``model.backbone.type`` are read).
+        crop_size (Sequence[int]): (H, W) of each crop.
+        batch_size (int): Crops per forward.
+        warmup (int): Untimed iterations first.
+        iters (int): Timed iterations (at least 1).
+        device (str, optional): Where ``model`` is; defaults to ``'cuda'``
+            when available.
+        amp (bool, optional): fp16 autocast; defaults to True on CUDA.
+
+    Returns:
+        dict: As :func:`benchmark_segmentor`'s.
+    """
+    if iters < 1:
+        raise ValueError(f'benchmark: iters must be at least 1, got {iters}')
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     is_cuda = device.startswith('cuda')
     amp = is_cuda if amp is None else amp
-    model = _build_model(cfg, checkpoint, device)
     h, w = crop_size
     num_channels = len(cfg.model.data_preprocessor.get('mean') or [0, 0])
     data = _random_batch(num_channels, (h, w), batch_size)
