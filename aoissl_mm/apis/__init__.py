@@ -1,13 +1,14 @@
-"""What users call from Python (retrieval memories now; AOIInferencer next)."""
+"""What users call from Python: retrieval memories and tuning (AOIInferencer next)."""
 from .retrieval_memory import (
-                               add_to_memory,
-                               build_memory,
-                               describe_memory,
-                               init_retrieval_model,
-                               memory_dataloader_cfg,
+    add_to_memory,
+    build_memory,
+    describe_memory,
+    init_retrieval_model,
+    memory_dataloader_cfg,
 )
+from .retrieval_tuning import extract_tuning_data, tune_retrieval
 
 __all__ = [
-    'add_to_memory', 'build_memory', 'describe_memory', 'init_retrieval_model',
-    'memory_dataloader_cfg'
+    'add_to_memory', 'build_memory', 'describe_memory', 'extract_tuning_data',
+    'init_retrieval_model', 'memory_dataloader_cfg', 'tune_retrieval'
 ]

@@ -1,7 +1,6 @@
 """In-context segmentation: labels transferred from a Faiss memory of labelled patches."""
-import hashlib
 import logging
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +8,12 @@ from mmengine.logging import print_log
 from mmseg.models.segmentors import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..retrieval import PatchMemory, aggregate_neighbours, patchify_masks, unpatchify_scores
-from ..retrieval.patch_sampling import sample_patches
+from ..retrieval import PatchMemory, aggregate_neighbours, unpatchify_scores
 from ..utils.multilabel_prediction import check_thresholds
 from .multilabel_predictor_mixin import MultiLabelPredictorMixin
+from .retrieval_memory_mixin import RetrievalMemoryMixin
 
 IntOrList = Union[int, Sequence[int]]
 FloatOrList = Union[float, Sequence[float]]
@@ -43,7 +42,7 @@ def _per_class(value: Union[int, float, Sequence], num_classes: int, name: str, 
 
 
 @MODELS.register_module()
-class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
+class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSegmentor):
     """A frozen backbone and a memory of labelled patches in place of a decode head.
 
     Labels are transferred from the nearest labelled patches (AOI-SSL spec
@@ -78,7 +77,9 @@ class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
     normalisation) against this model.
 
     Args:
-        backbone (dict): Backbone config; it must have ``forward_ssl(x)``
+        backbone (dict | nn.Module): Backbone config (or a live module,
+            used as is and not frozen: the SSL probe shares the student's);
+            it must have ``forward_ssl(x)``
             returning ``x_norm_patchtokens`` (B, N, D) and
             ``x_norm_clstoken`` (B, D) (``AOIViT``, ``FasterViT``,
             ``DINOv2Tokens``). It is frozen and always in eval mode.
@@ -142,12 +143,19 @@ class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
                              f'got {similarity_mode!r}')
         if level == 'image' and aggregation == 'attention':
             raise ValueError("level='image' supports aggregation='similarity' only (spec §8.3)")
-        self.backbone_cfg = dict(backbone)
-        self.backbone = MODELS.build(backbone)
+        # a live module (the SSL probe shares the student's) is used as is: not frozen
+        self.owns_backbone = not isinstance(backbone, nn.Module)
+        if self.owns_backbone:
+            self.backbone_cfg = dict(backbone)
+            self.backbone = MODELS.build(backbone)
+        else:
+            self.backbone_cfg = dict(type=type(backbone).__name__)
+            self.backbone = backbone
         if not callable(getattr(self.backbone, 'forward_ssl', None)):
             raise TypeError('RetrievalSegmentor needs a backbone with forward_ssl(x) (AOIViT, '
                             f'FasterViT, DINOv2Tokens), got {type(self.backbone).__name__}')
-        self.backbone.requires_grad_(False)
+        if self.owns_backbone:
+            self.backbone.requires_grad_(False)
         self.num_classes = int(num_classes)
         if class_names is not None and len(class_names) != self.num_classes:
             raise ValueError(f"'class_names' must name num_classes={self.num_classes} classes, "
@@ -185,7 +193,8 @@ class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
     def train(self, mode: bool = True) -> 'RetrievalSegmentor':
         """Keep the frozen backbone in eval mode whatever ``mode`` is."""
         super().train(mode)
-        self.backbone.eval()
+        if self.owns_backbone:
+            self.backbone.eval()
         return self
 
     @property
@@ -260,143 +269,6 @@ class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
             keys = out['x_norm_clstoken']
         return F.normalize(keys.float(), dim=-1)
 
-    # ------------------------------------------------------------ memory
-    def backbone_digest(self) -> str:
-        """SHA-256 (first 16 hex digits) of the backbone weights: which backbone built a memory."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.backbone.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
-
-    def memory_metadata(self) -> dict:
-        """What a memory must have been built with to serve this model."""
-        pre = self.data_preprocessor
-        mean = getattr(pre, 'mean', None)
-        std = getattr(pre, 'std', None)
-        cfg = {k: v for k, v in self.backbone_cfg.items() if k != 'init_cfg'}
-        return dict(
-            level=self.level,
-            patch_size=self.patch_size,
-            classes=self.class_names,
-            num_classes=self.num_classes,
-            backbone=_jsonable(cfg),
-            backbone_digest=self.backbone_digest(),
-            normalisation=dict(
-                mean=[round(float(v), 6) for v in mean.flatten()] if mean is not None else None,
-                std=[round(float(v), 6) for v in std.flatten()] if std is not None else None))
-
-    def new_memory(self, key_dim: int, value_shape: Tuple[int, int],
-                   image_size: Optional[Sequence[int]] = None) -> PatchMemory:
-        """An empty :class:`PatchMemory` with this model's options and metadata.
-
-        Args:
-            key_dim (int): Key size.
-            value_shape (tuple[int, int]): (units, classes) of one entry.
-            image_size (Sequence[int], optional): (H, W) of the memory
-                images, stored for ``level='image'``.
-        """
-        metadata = self.memory_metadata()
-        if image_size is not None:
-            metadata['image_size'] = [int(v) for v in image_size]
-        return PatchMemory(key_dim=key_dim, value_shape=value_shape, metadata=metadata,
-                           **self.memory_cfg)
-
-    def _memory_entries(self, inputs: Tensor, masks: Tensor,
-                        generator: Optional[torch.Generator]) -> Iterable[Tuple[Tensor, Tensor]]:
-        """(keys, values) of each image of a normalised batch and its (B, C, H, W) masks."""
-        if masks.shape[-2:] != inputs.shape[-2:]:
-            raise ValueError(f'memory images and masks differ in size: {tuple(inputs.shape)} vs '
-                             f'{tuple(masks.shape)}')
-        masks = (masks == 1).to(torch.uint8)  # padding (255) is background
-        keys = self.extract_feat(inputs)
-        if self.level == 'image':
-            for i in range(inputs.shape[0]):
-                yield keys[i:i + 1], masks[i].flatten(1).t()[None]
-            return
-        p = self.patch_size
-        height, width = masks.shape[-2:]
-        padded = masks.new_zeros(masks.shape[:2] + (height + (-height) % p, width + (-width) % p))
-        padded[:, :, :height, :width] = masks
-        values = patchify_masks(padded, p)
-        for i in range(inputs.shape[0]):
-            k_i, v_i = keys[i], values[i]
-            if self.memory_sampling is not None:
-                keep = sample_patches(v_i, int(self.memory_sampling['per_image']), generator)
-                k_i, v_i = k_i[keep], v_i[keep]
-            yield k_i, v_i
-
-    @torch.no_grad()
-    def build_memory(self, dataloader: Iterable, memory: Optional[PatchMemory] = None,
-                     progress: bool = True) -> PatchMemory:
-        """Fill a memory from a labelled dataloader (every patch of every image by default).
-
-        Args:
-            dataloader (Iterable): Yields mmseg batches (``inputs``,
-                ``data_samples`` with ``gt_sem_seg`` (C, H, W)).
-            memory (PatchMemory, optional): A memory to add to (``tools/memory.py
-                add``); its metadata must match this model. None: a new one.
-            progress (bool): Show a progress bar. Defaults to True.
-
-        Returns:
-            PatchMemory: The memory, also set as ``self.memory``.
-
-        Raises:
-            ValueError: The dataloader yields nothing, or image-level memory
-                images differ in size.
-        """
-        from tqdm import tqdm
-        if memory is not None:
-            self.check_memory(memory)
-        generator = None
-        if self.memory_sampling is not None:
-            generator = torch.Generator().manual_seed(int(self.memory_sampling.get('seed', 0)))
-        total = len(dataloader) if hasattr(dataloader, '__len__') else None
-        images = 0
-        for data in tqdm(dataloader, total=total, desc='building retrieval memory',
-                         unit='batch', disable=not progress):
-            data = self.data_preprocessor(data, False)
-            masks = torch.stack([s.gt_sem_seg.data for s in data['data_samples']])
-            for keys, values in self._memory_entries(data['inputs'], masks, generator):
-                if memory is None:
-                    memory = self.new_memory(
-                        keys.shape[-1], tuple(values.shape[1:]),
-                        masks.shape[-2:] if self.level == 'image' else None)
-                elif tuple(values.shape[1:]) != tuple(memory.value_shape):
-                    raise ValueError(f'memory entries hold {tuple(memory.value_shape)} values '
-                                     f'(units, classes), this image gives '
-                                     f'{tuple(values.shape[1:])}; level=image needs memory '
-                                     'images of one size')
-                memory.add(keys.cpu(), values.cpu())
-                images += 1
-        if memory is None or images == 0:
-            raise ValueError('the memory dataloader yielded no images: an empty memory cannot '
-                             'label anything (check its dataset and data_root)')
-        self.memory = memory
-        print_log(f'RetrievalSegmentor: memory holds {len(memory)} {self.level} entries '
-                  f'({images} images added)', logger='current', level=logging.INFO)
-        return memory
-
-    def check_memory(self, memory: PatchMemory, source: str = 'the memory') -> None:
-        """Require ``memory`` to be built with this model's backbone, patch, keys and classes."""
-        saved = memory.metadata
-        for key, expected in self.memory_metadata().items():
-            if key == 'classes' and expected is None:
-                continue
-            if saved.get(key) != expected:
-                raise ValueError(f'{source} was built with {key}={saved.get(key)!r}, but this '
-                                 f'model has {key}={expected!r}; rebuild the memory with this '
-                                 'config and checkpoint (tools/memory.py build)')
-
-    def load_memory(self, directory: str) -> PatchMemory:
-        """Load a saved memory after checking its metadata against this model."""
-        memory = PatchMemory.load(directory, expected=self.memory_metadata(),
-                                  device=self.memory_cfg.get('device', 'auto'))
-        self.memory = memory
-        print_log(f'RetrievalSegmentor: loaded memory {directory} ({len(memory)} entries)',
-                  logger='current', level=logging.INFO)
-        return memory
-
     # ------------------------------------------------------------ prediction
     def _aggregate(self, queries: Tensor) -> Tensor:
         """Aggregated (M, units, C) scores of (M, D) query keys, in chunks."""
@@ -467,14 +339,3 @@ class RetrievalSegmentor(MultiLabelPredictorMixin, BaseSegmentor):
         raise RuntimeError('RetrievalSegmentor is not trained: its backbone is frozen and its '
                            "'decode head' is a memory; build or extend the memory "
                            '(tools/memory.py build|add) and evaluate with tools/test.py')
-
-
-def _jsonable(value: object) -> object:
-    """A config value as plain JSON types (tuples become lists)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)

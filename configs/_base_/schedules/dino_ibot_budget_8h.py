@@ -5,7 +5,7 @@
 # elapsed share, the teacher EMA (momentum 0.996 -> 1, cosine, after every optimiser step), the
 # teacher temperature (0.04 -> 0.07 over the first 30 %) and iBOT's patch-loss start.
 # max_iters is only an upper bound; there is no validation loop.
-_base_ = ['./adamw.py']
+_base_ = ['./adamw.py', '../datasets/aoi_retrieval_probe.py']
 base_lr = 5e-4
 optim_wrapper = dict(optimizer=dict(lr=base_lr))
 budget_h = 8.0
@@ -17,4 +17,5 @@ teacher_schedule = dict(
 custom_hooks = [
     dict(type='TimeBudgetHook', budget_h=budget_h, warmup_share=0.05, min_lr=1e-7),
     teacher_schedule,
+    _base_.retrieval_probe,  # quick retrieval mIoU every 1000 iterations
 ]
