@@ -49,6 +49,7 @@ class _Shard:
 
     def __init__(self, index: SearchIndex, nbytes: int, base: Optional[np.ndarray] = None) -> None:
         self.index, self.nbytes, self.base = index, nbytes, base
+        self.read_only = False  # a memory-mapped index: new entries go to a new shard
         self.extra: List[np.ndarray] = []
         self.pending: List[np.ndarray] = []  # keys waiting for the index to be trained
         self.count = 0 if base is None else int(base.shape[0])
@@ -202,7 +203,8 @@ class PatchMemory:
         pos = 0
         while pos < k.shape[0]:
             last = self._shards[-1] if self._shards else None
-            if last is None or (self.shard_size is not None and last.count >= self.shard_size):
+            if last is None or last.read_only or (self.shard_size is not None
+                                                  and last.count >= self.shard_size):
                 last = _Shard(self._new_index(), self.nbytes)
                 self._shards.append(last)
             room = k.shape[0] - pos if self.shard_size is None else self.shard_size - last.count
@@ -292,7 +294,8 @@ class PatchMemory:
 
     @classmethod
     def load(cls, directory: str, expected: Optional[dict] = None, mmap: bool = True,
-             device: str = 'auto', backend: str = 'auto') -> 'PatchMemory':
+             device: str = 'auto', backend: str = 'auto',
+             mmap_keys: bool = False) -> 'PatchMemory':
         """Load a memory saved by :meth:`save`.
 
         Args:
@@ -304,6 +307,10 @@ class PatchMemory:
                 them into RAM.
             device (str): Index device, as in the constructor.
             backend (str): ``'auto'``, ``'faiss'`` or ``'torch'`` (flat only).
+            mmap_keys (bool): Also memory-map every shard's index (faiss on
+                CPU): a memory larger than RAM can then be searched, the page
+                cache holding what the searches touch. Loaded shards become
+                read-only; :meth:`add` starts a new shard. Defaults to False.
 
         Raises:
             FileNotFoundError: A missing directory, ``memory.json``, index or
@@ -312,11 +319,13 @@ class PatchMemory:
                 directory), or a corrupted / truncated / inconsistent file
                 (named, with the cause).
         """
-        info, shards = load_memory(directory, expected, mmap, device, backend)
+        info, shards = load_memory(directory, expected, mmap, device, backend, mmap_keys)
         memory = cls(info['key_dim'], tuple(info['value_shape']), info['index_type'],
                      info['fp16_keys'], info['nlist'], info['nprobe'], info['pq_m'], device,
                      info['shard_size'], info['metadata'], backend)
         memory._shards = [_Shard(index, memory.nbytes, values) for index, values in shards]
+        for shard in memory._shards:
+            shard.read_only = bool(mmap_keys)
         memory._mmap_dir = osp.abspath(directory) if mmap else None
         return memory
 

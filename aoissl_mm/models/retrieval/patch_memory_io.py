@@ -140,7 +140,8 @@ def check_expected(directory: str, info: dict, expected: Optional[dict]) -> None
 
 
 def load_memory(directory: str, expected: Optional[dict], mmap: bool, device: str,
-                backend: str) -> Tuple[dict, List[Tuple[SearchIndex, np.ndarray]]]:
+                backend: str, mmap_keys: bool = False
+                ) -> Tuple[dict, List[Tuple[SearchIndex, np.ndarray]]]:
     """Read and check ``memory.json``, then every shard's index and values."""
     from .search_index import read_search_index
     directory = osp.abspath(directory)
@@ -152,7 +153,7 @@ def load_memory(directory: str, expected: Optional[dict], mmap: bool, device: st
         index_path = osp.join(directory, str(entry.get('index')))
         values_path = osp.join(directory, str(entry.get('values')))
         index = read_search_index(index_path, device=device, backend=backend,
-                                  nprobe=info['nprobe'])
+                                  nprobe=info['nprobe'], mmap=mmap_keys)
         if index.dim != info['key_dim'] or index.ntotal != count:
             raise ValueError(f'{index_path}: holds {index.ntotal} keys of dimension {index.dim}, '
                              f"but {MEMORY_FILE} says {count} of dimension {info['key_dim']}")

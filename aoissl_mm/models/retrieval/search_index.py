@@ -98,8 +98,14 @@ def build_search_index(dim: int, index_type: str = 'flat', fp16: bool = False,
 
 
 def read_search_index(path: str, device: str = 'auto', backend: str = 'auto',
-                      nprobe: Optional[int] = None) -> SearchIndex:
+                      nprobe: Optional[int] = None, mmap: bool = False) -> SearchIndex:
     """Read an index file written by :meth:`SearchIndex.write` (or faiss).
+
+    With ``mmap`` (faiss on CPU) the stored keys / inverted lists are
+    memory-mapped read-only (``faiss.IO_FLAG_MMAP_IFC``) instead of read into
+    RAM: the page cache holds what searches touch, so an index larger than RAM
+    can be searched. Such an index cannot grow (faiss aborts the process on
+    ``add``): :class:`PatchMemory` adds to a new shard instead.
 
     Raises:
         FileNotFoundError: No file at ``path``.
@@ -114,7 +120,7 @@ def read_search_index(path: str, device: str = 'auto', backend: str = 'auto',
         index.add(keys.astype(np.float32))
         return index
     try:
-        cpu = faiss.read_index(path)
+        cpu = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC) if mmap else faiss.read_index(path)
     except RuntimeError as err:
         raise ValueError(f'{path}: cannot read the faiss index (truncated or corrupted file): '
                          f'{str(err).strip().splitlines()[-1]}') from err

@@ -60,7 +60,7 @@ class RetrievalMemoryMixin:
         if image_size is not None:
             metadata['image_size'] = [int(v) for v in image_size]
         return PatchMemory(key_dim=key_dim, value_shape=value_shape, metadata=metadata,
-                           **self.memory_cfg)
+                           **{k: v for k, v in self.memory_cfg.items() if k != 'mmap_keys'})
 
     def _memory_entries(self, inputs: Tensor, masks: Tensor,
                         generator: Optional[torch.Generator]) -> Iterable[Tuple[Tensor, Tensor]]:
@@ -151,7 +151,8 @@ class RetrievalMemoryMixin:
     def load_memory(self, directory: str) -> PatchMemory:
         """Load a saved memory after checking its metadata against this model."""
         memory = PatchMemory.load(directory, expected=self.memory_metadata(),
-                                  device=self.memory_cfg.get('device', 'auto'))
+                                  device=self.memory_cfg.get('device', 'auto'),
+                                  mmap_keys=bool(self.memory_cfg.get('mmap_keys', False)))
         self.memory = memory
         print_log(f'RetrievalSegmentor: loaded memory {directory} ({len(memory)} entries)',
                   logger='current', level=logging.INFO)

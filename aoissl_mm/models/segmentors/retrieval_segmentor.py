@@ -98,7 +98,8 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             class, strictly inside (0, 1). Defaults to 0.5.
         memory (dict, optional): :class:`PatchMemory` options
             (``index_type``, ``fp16_keys``, ``nlist``, ``nprobe``, ``pq_m``,
-            ``device``, ``shard_size``).
+            ``device``, ``shard_size``), and ``mmap_keys`` (a saved memory's
+            indexes are memory-mapped when loaded: larger than RAM).
         memory_sampling (dict, optional): ``dict(per_image=N, seed=0)``
             keeps at most N patches per memory image, rare classes first
             (spec §8.1 bounded mode). None keeps every patch (the paper's).

@@ -192,3 +192,27 @@ def test_missing_neighbours_and_nprobe():
     memory.nprobe = 6  # every list: exact
     assert (memory.search(keys[:20], 200)[1] >= 0).all()
     assert memory.info()['nprobe'] == 6
+
+
+@pytest.mark.parametrize('index_type', ['flat', 'ivf'])
+def test_memory_mapped_keys_search_equal_and_grow_in_a_new_shard(tmp_path, index_type):
+    """mmap_keys: indexes read through faiss.IO_FLAG_MMAP_IFC (larger than RAM); adding must not
+    touch them (faiss aborts on a viewed vector): new entries go to a new shard."""
+    keys, values = _entries()
+    path = str(tmp_path / 'mem')
+    kwargs = dict(nlist=4, nprobe=4) if index_type == 'ivf' else {}
+    memory = PatchMemory(16, (4, 3), device='cpu', index_type=index_type, shard_size=120,
+                         **kwargs)
+    memory.add(keys[:200], values[:200])
+    memory.save(path)
+    mapped = PatchMemory.load(path, device='cpu', mmap_keys=True)
+    assert all(s.read_only for s in mapped._shards)
+    assert torch.equal(mapped.search(keys[:40], 5)[1], memory.search(keys[:40], 5)[1])
+    mapped.add(keys[200:], values[200:])  # would abort the process if it reached faiss
+    assert len(mapped._shards) == 3 and len(mapped) == 240
+    mapped.save(path)
+    again = PatchMemory.load(path, device='cpu')
+    assert len(again) == 240
+    ids = again.search(keys[200:], 1)[1][:, 0]
+    if index_type == 'flat':
+        assert np.array_equal(ids.numpy(), _brute_force(keys, keys[200:], 1)[:, 0])
