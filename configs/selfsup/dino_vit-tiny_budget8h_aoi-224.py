@@ -9,3 +9,4 @@ _base_ = [
 ]
 train_dataloader = dict(batch_size=300)
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
+cpu_recipe = 'configs/selfsup/dino_vit-tiny_budget20min_aoi-128.py'

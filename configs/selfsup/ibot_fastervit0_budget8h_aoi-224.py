@@ -13,3 +13,4 @@ train_dataloader = dict(
         dict(type='PackInputs'),
     ]))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))
+cpu_recipe = 'configs/selfsup/ibot_fastervit0_budget20min_aoi-128.py'

@@ -13,3 +13,4 @@ train_dataloader = dict(
         dict(type='PackInputs'),
     ]))
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
+cpu_recipe = 'configs/selfsup/ibot_vit-tiny_budget20min_aoi-128.py'

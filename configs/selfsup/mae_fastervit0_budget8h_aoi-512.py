@@ -9,3 +9,4 @@ _base_ = [
     '../_base_/schedules/mae_adamw_budget8h.py', '../_base_/selfsup_runtime.py'
 ]
 train_dataloader = dict(batch_size=100)
+cpu_recipe = 'configs/selfsup/mae_fastervit0_budget20min_aoi-256.py'

@@ -8,3 +8,4 @@ model = dict(
     backbone=dict(
         init_cfg=dict(type='Pretrained', checkpoint='work_dirs/ssl/backbone.pth',
                       prefix='backbone.')))
+cpu_recipe = 'configs/upernet/upernet_fastervit0-maepre_773it_aoi-256.py'

@@ -5,3 +5,4 @@ _base_ = [
     '../_base_/schedules/adamw_llrd.py', '../_base_/schedules/budget_8h.py',
     '../_base_/default_runtime.py'
 ]
+cpu_recipe = 'configs/fastervit0_upernet_aoi_cpu.py'  # named at start on a machine without CUDA

@@ -5,3 +5,4 @@ model = dict(
     backbone=dict(
         init_cfg=dict(type='Pretrained', checkpoint='work_dirs/ssl/backbone.pth',
                       prefix='backbone.')))
+cpu_recipe = 'configs/vit-tiny_upernet_aoi_cpu.py'  # + model.backbone.init_cfg

@@ -7,3 +7,4 @@ _base_ = [
 ]
 train_dataloader = dict(batch_size=64)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+cpu_recipe = 'configs/vit-tiny_upernet_aoi_cpu.py'  # named at start on a machine without CUDA

@@ -5,6 +5,8 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+import torch
+from mmengine.config import Config
 
 from aoissl_mm.utils import (
     check_config_keys,
@@ -107,3 +109,29 @@ def test_learning_curves_plot(tmp_path):
     assert img is not None and img.shape[1] > img.shape[0]
     with pytest.raises(FileNotFoundError, match='scalars.json'):
         plot_learning_curves(str(tmp_path / 'nothing'))
+
+
+def test_paper_protocol_on_cpu_names_the_cpu_recipe(monkeypatch):
+    import glob
+
+    from aoissl_mm.utils.runner_setup import warn_if_cpu_only
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = load_config(osp.join(root, 'configs', 'fastervit0_upernet_aoi.py'))
+    message = warn_if_cpu_only(cfg)
+    assert 'python tools/train.py configs/fastervit0_upernet_aoi_cpu.py' in message
+    assert warn_if_cpu_only(load_config(osp.join(root, 'configs',
+                                                 'fastervit0_upernet_aoi_cpu.py'))) is None
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert warn_if_cpu_only(cfg) is None
+    # every named CPU recipe exists and is itself not a GPU-sized config
+    named = 0
+    for path in glob.glob(osp.join(root, 'configs', '**', '*.py'), recursive=True):
+        if '_base_' in path:
+            continue
+        recipe = Config.fromfile(path).get('cpu_recipe')
+        if recipe:
+            named += 1
+            assert osp.isfile(osp.join(root, recipe)), (path, recipe)
+            assert Config.fromfile(osp.join(root, recipe)).get('cpu_recipe') is None
+    assert named >= 9
