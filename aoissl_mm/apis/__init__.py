@@ -1,4 +1,5 @@
 """What users call from Python: retrieval memories and tuning (AOIInferencer next)."""
+from .inferencer import AOIInferencer
 from .retrieval_memory import (
     add_to_memory,
     build_memory,
@@ -9,6 +10,6 @@ from .retrieval_memory import (
 from .retrieval_tuning import extract_tuning_data, tune_retrieval
 
 __all__ = [
-    'add_to_memory', 'build_memory', 'describe_memory', 'extract_tuning_data',
+    'AOIInferencer', 'add_to_memory', 'build_memory', 'describe_memory', 'extract_tuning_data',
     'init_retrieval_model', 'memory_dataloader_cfg', 'tune_retrieval'
 ]
