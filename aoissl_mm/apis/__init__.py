@@ -1,4 +1,4 @@
-"""What users call from Python: retrieval memories and tuning (AOIInferencer next)."""
+"""What users call from Python: inference (AOIInferencer), retrieval memories and tuning."""
 from .inferencer import AOIInferencer
 from .retrieval_memory import (
     add_to_memory,
