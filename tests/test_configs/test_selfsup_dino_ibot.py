@@ -24,32 +24,38 @@ def _multicrop(cfg):
 
 
 def _common_checks(cfg, stem):
-    algo, backbone, width, grid, lr, _ = ALGOS[stem]
+    algo, backbone, width, grid, _, _ = ALGOS[stem]
     assert cfg.default_scope == 'mmpretrain'
     assert cfg.model.type == algo and cfg.model.backbone.type == backbone
     assert cfg.model.head.in_channels == width and cfg.model.head.out_channels == 768
     assert (cfg.model.head.hidden_channels, cfg.model.head.bottleneck_channels) == (2048, 256)
-    assert cfg.model.loss_cls.student_temp == 0.1 and cfg.model.loss_cls.center_momentum == 0.9
+    assert cfg.model.loss_cls.student_temp == 0.1
     opt = cfg.optim_wrapper.optimizer
-    assert (opt.type, tuple(opt.betas), opt.weight_decay, opt.lr) == \
-        ('AdamW', (0.9, 0.95), 0.05, lr)
+    assert (opt.type, tuple(opt.betas), opt.weight_decay) == ('AdamW', (0.9, 0.95), 0.05)
     assert cfg.optim_wrapper.type == 'OptimWrapper' and cfg.amp_if_cuda  # AMP on CUDA
     assert cfg.param_scheduler == [] and cfg.get('val_cfg') is None
-    budget, teacher = cfg.custom_hooks
+    budget, teacher = cfg.custom_hooks[:2]  # the paper schedule adds a retrieval probe
     assert budget.type == 'TimeBudgetHook' and teacher.type == 'TeacherScheduleHook'
-    assert tuple(teacher.momentum) == (0.996, 1.0)
-    assert tuple(teacher.teacher_temp) == (0.04, 0.07) and teacher.temp_warmup_share == 0.3
     assert cfg.model.get('patch_loss_start', 0.0) == (0.25 if backbone == 'FasterViT' else 0.0)
     crop = _multicrop(cfg)
     assert crop.mask_patch_size == grid
     assert cfg.train_dataloader.dataset.type == 'AOIPretrainDataset'
-    return crop, budget
+    return crop, budget, teacher
+
+
+def _losses(cfg):
+    return [cfg.model.loss_cls] + ([cfg.model.loss_patch] if cfg.model.type == 'IBOT' else [])
 
 
 @pytest.mark.parametrize('stem', sorted(ALGOS))
 def test_paper_protocol(stem):
     cfg = Config.fromfile(osp.join(SELFSUP, PAPER[stem]))
-    crop, budget = _common_checks(cfg, stem)
+    crop, budget, teacher = _common_checks(cfg, stem)
+    assert cfg.optim_wrapper.optimizer.lr == ALGOS[stem][4]
+    assert cfg.optim_wrapper.get('clip_grad') is None and budget.warmup_share == 0.05
+    assert all(loss.center_momentum == 0.9 for loss in _losses(cfg))
+    assert tuple(teacher.momentum) == (0.996, 1.0)
+    assert tuple(teacher.teacher_temp) == (0.04, 0.07) and teacher.temp_warmup_share == 0.3
     assert (crop.global_size, crop.local_size) == (224, 96)
     assert crop.num_local == 6 and tuple(crop.global_scale) == (0.4, 1.0)
     assert tuple(crop.local_scale) == (0.05, 0.4) and crop.black_thr == 0.95
@@ -61,8 +67,13 @@ def test_paper_protocol(stem):
 @pytest.mark.parametrize('stem', sorted(ALGOS))
 def test_cpu_recipe(stem):
     cfg = Config.fromfile(osp.join(SELFSUP, CPU[stem]))
-    crop, budget = _common_checks(cfg, stem)
+    crop, budget, teacher = _common_checks(cfg, stem)
     assert budget.budget_s <= 20 * 60
+    # the short-budget retuning (configs/_base_/schedules/dino_ibot_budget_20min.py)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(ALGOS[stem][4] / 10)
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=3.0) and budget.warmup_share == 0.1
+    assert all((loss.teacher_temp, loss.center_momentum) == (0.02, 0.5) for loss in _losses(cfg))
+    assert tuple(teacher.momentum) == (0.99, 1.0) and tuple(teacher.teacher_temp) == (0.02, 0.02)
     dataset = cfg.train_dataloader.dataset
     assert dataset.data_root == 'data/synthetic_aoi_pretrain'  # not data/synthetic_aoi
     assert dict(dataset.synthetic) == dict(data_root='data/synthetic_aoi_pretrain',
@@ -93,3 +104,18 @@ def test_checkpoint_loads_into_the_finetuning_config(stem, tmp_path, pretrain_sc
     for key, value in backbone.state_dict().items():
         if key != 'pos_embed':  # ViT: the 224/512 table is resized to the fine-tuning grid
             assert torch.equal(value, source[key]), key
+
+
+def test_dino_fixed_iteration_twin():
+    """The 250-iteration twin: the CPU recipe with an iteration schedule and no time budget."""
+    cpu = Config.fromfile(osp.join(SELFSUP, CPU['dino_vit-tiny']))
+    cfg = Config.fromfile(osp.join(SELFSUP, 'dino_vit-tiny_250it_aoi-128.py'))
+    assert cfg.train_cfg.max_iters == 250 and cfg.default_hooks.checkpoint.interval == 250
+    (teacher, ) = cfg.custom_hooks  # no TimeBudgetHook: the share is iter / max_iters
+    assert teacher == cpu.custom_hooks[1]
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.begin, warmup.end) == ('LinearLR', 0, 25)
+    assert (cosine.type, cosine.begin, cosine.end, cosine.eta_min) == \
+        ('CosineAnnealingLR', 25, 250, 1e-7)
+    assert cfg.model == cpu.model and cfg.optim_wrapper == cpu.optim_wrapper
+    assert cfg.train_dataloader == cpu.train_dataloader
