@@ -1,7 +1,7 @@
 """Compatibility shims that let the frozen OpenMMLab releases run on current PyTorch.
 
 This is the one module of the plugin that touches another library's behaviour.
-It does two things, both applied by ``import aoissl_mm`` before anything
+It does three things, all applied by ``import aoissl_mm`` before anything
 imports mmseg:
 
 1. **mmcv.ops fallback.** ``mmcv-lite`` ships ``mmcv/ops`` without the compiled
@@ -22,6 +22,13 @@ imports mmseg:
    ``torch.serialization.safe_globals`` allow-list), or is refused with an
    error naming the checkpoint (``pavi://``, and any scheme registered later
    by another package). ``weights_only`` is never disabled.
+
+3. **Atomic checkpoint saving.** mmengine's ``save_checkpoint`` (called by
+   ``Runner.save_checkpoint``) writes a local checkpoint in place, so a crash
+   mid-write leaves a partial file under the final name. For local files it is
+   replaced by :func:`save_checkpoint_atomic` (temporary file, ``fsync``,
+   ``os.replace``: :mod:`aoissl_mm.utils.checkpoint_writer`); other backends
+   keep mmengine's writer.
 """
 from __future__ import annotations
 
@@ -40,7 +47,8 @@ import torch.nn.functional as F
 
 __all__ = [
     'point_sample', 'sigmoid_focal_loss', 'install_mmcv_ops_fallback',
-    'patch_mmengine_checkpoint_loading', 'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
+    'patch_mmengine_checkpoint_loading', 'save_checkpoint_atomic', 'patch_mmengine_atomic_save',
+    'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
 ]
 
 MMCV_OPS_FALLBACK_ACTIVE = False
@@ -306,6 +314,49 @@ def patch_mmengine_checkpoint_loading() -> None:
     CheckpointLoader.__aoissl_weights_only__ = True
 
 
+# ----------------------------------------------------------------------------
+# 3. atomic checkpoint saving
+# ----------------------------------------------------------------------------
+_MMENGINE_SAVE: Optional[Any] = None  # mmengine's own save_checkpoint, kept for other backends
+
+
+def save_checkpoint_atomic(checkpoint: dict,
+                           filename: str,
+                           file_client_args: Optional[dict] = None,
+                           backend_args: Optional[dict] = None) -> None:
+    """mmengine's ``save_checkpoint``, writing local files atomically.
+
+    A local file (mmengine's ``LocalBackend``) is written by
+    :func:`aoissl_mm.utils.checkpoint_writer.atomic_torch_save`; ``pavi://``,
+    remote backends and the deprecated ``file_client_args`` go to mmengine's
+    function unchanged. Same signature as mmengine 0.10.7's.
+    """
+    from mmengine.fileio import LocalBackend, get_file_backend
+    if (file_client_args is None and not filename.startswith('pavi://') and isinstance(
+            get_file_backend(filename, backend_args=backend_args), LocalBackend)):
+        importlib.import_module('aoissl_mm.utils.checkpoint_writer').atomic_torch_save(
+            checkpoint, filename)
+        return
+    _MMENGINE_SAVE(checkpoint, filename, file_client_args, backend_args)
+
+
+def patch_mmengine_atomic_save() -> None:
+    """Make ``Runner.save_checkpoint`` (and ``mmengine.runner.save_checkpoint``) atomic.
+
+    mmengine binds the function by name in three modules; each name is
+    pointed at :func:`save_checkpoint_atomic`.
+    """
+    global _MMENGINE_SAVE
+    import mmengine.runner
+    import mmengine.runner.checkpoint as mm_checkpoint
+    import mmengine.runner.runner as mm_runner
+    if mm_checkpoint.save_checkpoint is save_checkpoint_atomic:
+        return
+    _MMENGINE_SAVE = mm_checkpoint.save_checkpoint
+    for module in (mm_checkpoint, mm_runner, mmengine.runner):
+        module.save_checkpoint = save_checkpoint_atomic
+
+
 _APPLIED = False
 
 
@@ -316,4 +367,5 @@ def apply_all() -> None:
         return
     install_mmcv_ops_fallback()
     patch_mmengine_checkpoint_loading()
+    patch_mmengine_atomic_save()
     _APPLIED = True

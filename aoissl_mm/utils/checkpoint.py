@@ -20,7 +20,7 @@ never installed process-wide.
 :mod:`aoissl_mm.compat` routes mmengine's ``CheckpointLoader`` here; it imports
 this module when a checkpoint is read, since ``import aoissl_mm`` applies the
 shims before the subpackages exist. This module imports no other part of the
-package.
+package but :mod:`aoissl_mm.utils.checkpoint_errors` (why a file cannot be read).
 """
 import os
 import pickle
@@ -33,6 +33,8 @@ from typing import IO, Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import nn
+
+from .checkpoint_errors import diagnose_unreadable, refusal_reason
 
 __all__ = [
     'checkpoint_safe_globals', 'weights_only_load', 'is_url', 'download_checkpoint',
@@ -100,24 +102,27 @@ def weights_only_load(file: Union[str, IO[bytes]],
         Any: What :func:`torch.load` returned.
 
     Raises:
-        RuntimeError: The file holds an object outside the allow-list (e.g. a
-            ``__reduce__`` payload: "refusing to load ..."), or it cannot be
-            read at all (empty, truncated, not a torch file: "cannot read
-            ..." with the cause). Both messages name the checkpoint.
+        RuntimeError: Naming the checkpoint, one of: "refusing to load ...":
+            it holds a global outside the allow-list (e.g. a ``__reduce__``
+            payload); "cannot read ...": the file is empty, truncated or
+            corrupt (a zip without its central directory, a member failing its
+            CRC, damaged pickled data), or not a PyTorch checkpoint at all
+            (:func:`diagnose_unreadable` says which, from the file's bytes).
     """
     label = name if name is not None else (file if isinstance(file, str) else '<buffer>')
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(file, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # torch's weights-only unpickler refused a global
-        raise RuntimeError(
-            f'refusing to load checkpoint {label!r}: it is not a weights-only '
-            f'checkpoint of allowed types ({type(err).__name__}: {err})') from err
+    except pickle.UnpicklingError as err:
+        reason = diagnose_unreadable(file, err)
+        if reason is None:  # an intact file: torch's weights-only unpickler refused a global
+            raise RuntimeError(
+                f'refusing to load checkpoint {label!r}: it is not a weights-only checkpoint '
+                f'of allowed types ({refusal_reason(err)})') from err
+        raise RuntimeError(f'cannot read checkpoint {label!r}: {reason}') from err
     except Exception as err:  # truncated zip, empty file, garbage, bad map_location ...
-        reason = 'the file ends early (empty or truncated)' if isinstance(err, EOFError) \
-            else str(err)
-        raise RuntimeError(
-            f'cannot read checkpoint {label!r}: {reason} ({type(err).__name__})') from err
+        reason = diagnose_unreadable(file, err) or f'{type(err).__name__}: {err}'
+        raise RuntimeError(f'cannot read checkpoint {label!r}: {reason}') from err
 
 
 def is_url(source: str) -> bool:

@@ -253,12 +253,30 @@ def setup_train_cfg(cfg: Config,
     if resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
+        _check_last_checkpoint(cfg.work_dir)
     elif resume is not None:
         if not osp.isfile(resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
         cfg.resume = True
         cfg.load_from = resume
     return cfg
+
+
+def _check_last_checkpoint(work_dir: str) -> None:
+    """``--resume`` (auto): a ``last_checkpoint`` file must name an existing checkpoint.
+
+    mmengine would otherwise try to load an empty or stale name and fail with a bare
+    "file not found". No ``last_checkpoint`` at all means a fresh start, as in mmengine.
+    """
+    last = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(last):
+        return
+    with open(last, encoding='utf-8') as f:
+        target = f.read().strip()
+    if not target or not osp.isfile(target):
+        raise FileNotFoundError(
+            f'--resume: {last} names {target!r}, which is not a file (an interrupted write '
+            'or a removed checkpoint); pass the checkpoint to resume from: --resume <file>')
 
 
 def _check_runs_without_checkpoint(cfg: Config) -> None:

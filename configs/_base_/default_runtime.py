@@ -20,8 +20,11 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=3,
+    # save first, then remove old ones; atomic files (aoissl_mm.compat); no run left without one
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=3,
                     save_best='mIoU', rule='greater'),
+    # random generators saved with each checkpoint and restored on --resume
+    rng_state=dict(type='RNGStateHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='MultiLabelVisualizationHook', draw=False, interval=1),
 )

@@ -87,8 +87,8 @@ def test_error_messages_say_the_real_cause(tmp_path):
                                            r'central directory') as err:
         safe_torch_load(str(tmp_path / 'trunc.pth'))
     assert 'weights-only' not in str(err.value)
-    with pytest.raises(RuntimeError, match=r"cannot read checkpoint '.*empty\.pth': the file ends "
-                                           r'early \(empty or truncated\) \(EOFError\)'):
+    with pytest.raises(RuntimeError, match=r"cannot read checkpoint '.*empty\.pth': the file is "
+                                           r'empty \(0 bytes\) \(EOFError\)'):
         safe_torch_load(str(tmp_path / 'empty.pth'))
     with pytest.raises(RuntimeError, match=r"checkpoint '.*text\.pth'"):  # torch: bad opcode
         safe_torch_load(str(tmp_path / 'text.pth'))
