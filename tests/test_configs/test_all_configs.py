@@ -28,10 +28,19 @@ def test_config_loads_and_matches_dataset(path):
     from mmseg.registry import DATASETS, MODELS
     cfg = Config.fromfile(path)
     assert MODELS.get(cfg.model.type) is not None, cfg.model.type
-    assert DATASETS.get(cfg.train_dataloader.dataset.type) is not None
+    retrieval = cfg.model.type == 'RetrievalSegmentor'
+    if retrieval:  # evaluation only: the memory dataloader takes the training images
+        assert cfg.train_dataloader is None and cfg.train_cfg is None
+        (hook, ) = [h for h in cfg.custom_hooks if h.type == 'RetrievalMemoryHook']
+        train_dataset = hook.dataloader.dataset
+        assert train_dataset.data_prefix.img_path == 'images/train'
+    else:
+        train_dataset = cfg.train_dataloader.dataset
+    assert DATASETS.get(train_dataset.type) is not None
     classes = check_dataset_classes(cfg, fill_class_names=True)
     assert classes == ('wire', 'ball', 'wedge', 'epoxy')
-    assert cfg.model.decode_head.class_names == classes
+    owner = cfg.model if retrieval else cfg.model.decode_head
+    assert owner.class_names == classes
     # the CPU recipes train on 256² crops and evaluate on the 512² centre crops
     if 'budget22min' in path or path.endswith('_cpu.py'):
         crop = [t for t in cfg.train_dataloader.dataset.pipeline
@@ -39,4 +48,8 @@ def test_config_loads_and_matches_dataset(path):
         assert tuple(crop.crop_size) == (256, 256)
         assert cfg.custom_hooks[0].budget_s == 22 * 60
     val_crop = [t for t in cfg.val_dataloader.dataset.pipeline if t.type == 'PadCenterCrop'][0]
-    assert tuple(val_crop.size) == (512, 512)
+    memory_crop = [t for t in train_dataset.pipeline if t.type == 'PadCenterCrop']
+    expected = (532, 532) if 'dinov2' in path else (512, 512)  # 38 x 14-px patches
+    assert tuple(val_crop.size) == expected
+    if retrieval:  # spec §8.1: memory images pad + centre-cropped like the evaluation ones
+        assert tuple(memory_crop[0].size) == expected
