@@ -70,6 +70,8 @@ install_requires = [
     'matplotlib',
 ]
 
+onnx_requires = ['onnx', 'onnxruntime', 'onnxscript']
+
 setup(
     name='aoissl_mm',
     version='0.1.0',
@@ -82,7 +84,9 @@ setup(
     include_package_data=True,
     install_requires=install_requires,
     extras_require={
-        'test': ['pytest>=7', 'pytest-timeout', 'ruff'],
+        # ONNX export (tools/export_onnx.py) and the onnxruntime backend of AOIInferencer
+        'onnx': onnx_requires,
+        'test': ['pytest>=7', 'pytest-timeout', 'ruff'] + onnx_requires,
         'gpu': ['faiss-gpu>=1.8'],
     },
     license='Apache-2.0',

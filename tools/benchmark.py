@@ -4,6 +4,9 @@ Example::
 
     python tools/benchmark.py configs/fastervit0_upernet_aoi.py --crop 512 --batch 4
     python tools/benchmark.py configs/vit-tiny_upernet_aoi.py ckpt.pth --json out.json
+    # onnxruntime (tools/export_onnx.py) vs PyTorch on CPU, side by side
+    python tools/benchmark.py configs/fastervit0_upernet_aoi.py ckpt.pth --onnx fv0.onnx \
+        --device cpu
 
 On a retrieval config (``model.type='RetrievalSegmentor'``) the memory of every
 patch of the memory split is built first and more is measured on request
@@ -33,6 +36,8 @@ def parse_args() -> argparse.Namespace:
                         help='output JSON (default: work_dirs/benchmark/<config>.json)')
     parser.add_argument('--checkpoint', dest='checkpoint_opt', default=None,
                         help='weights (same as the positional checkpoint)')
+    parser.add_argument('--onnx', default=None,
+                        help='an exported .onnx of this config: onnxruntime crops/s too')
     retrieval = parser.add_argument_group('retrieval configs (RetrievalSegmentor)')
     retrieval.add_argument('--compare', default=None, help='another config timed the same way')
     retrieval.add_argument('--compare-checkpoint', default=None, help='its weights')
@@ -112,12 +117,20 @@ def main() -> None:
                               args.device, False if args.no_amp else None)
     res['config'] = args.config
     from prettytable import PrettyTable
-    table = PrettyTable(['config', 'device', 'amp', 'crop', 'batch', 'crops/s', 's/batch',
-                         'peak MiB', 'params (M)'])
-    table.add_row([osp.basename(args.config), res['device'], res['amp'],
+    table = PrettyTable(['config', 'backend', 'device', 'amp', 'crop', 'batch', 'crops/s',
+                         's/batch', 'peak MiB', 'params (M)'])
+    table.add_row([osp.basename(args.config), f"torch {res['torch']}", res['device'], res['amp'],
                    'x'.join(map(str, res['crop_size'])), res['batch_size'],
                    f"{res['crops_per_s']:.2f}", f"{res['s_per_batch']:.3f}",
                    f"{res['peak_mem_mib']:.0f}", f"{res['params'] / 1e6:.2f}"])
+    if args.onnx:
+        from aoissl_mm.deploy.onnx_benchmark import benchmark_onnx
+        onnx_res = benchmark_onnx(args.onnx, crop, args.batch, args.warmup, args.iters)
+        res['onnxruntime'] = onnx_res
+        table.add_row([osp.basename(args.onnx), onnx_res['backend'], onnx_res['device'], False,
+                       'x'.join(map(str, onnx_res['crop_size'])), onnx_res['batch_size'],
+                       f"{onnx_res['crops_per_s']:.2f}", f"{onnx_res['s_per_batch']:.3f}",
+                       '-', '-'])
     print(table)
     out = args.json or osp.join('work_dirs', 'benchmark',
                                 osp.splitext(osp.basename(args.config))[0] + '.json')

@@ -33,6 +33,22 @@ from .inference_inputs import (
 )
 
 
+def model_divisor(model: torch.nn.Module) -> int:
+    """Input sizes of ``model`` must be multiples of this (size divisor, patch, stride)."""
+    pre = getattr(model, 'data_preprocessor', None)
+    values = [getattr(pre, 'size_divisor', None),
+              (getattr(pre, 'test_cfg', None) or {}).get('size_divisor'),
+              getattr(model, 'patch_size', None),
+              getattr(getattr(model, 'backbone', None), 'patch_size', None)]
+    divisor = 1
+    for v in values:
+        if isinstance(v, (tuple, list)):
+            v = max(v)
+        if isinstance(v, int) and v > 0:
+            divisor = divisor * v // math.gcd(divisor, v)
+    return divisor
+
+
 class AOIInferencer:
     """Segment unlabelled buffer pairs with a fine-tuned or retrieval segmentor.
 
@@ -48,6 +64,9 @@ class AOIInferencer:
             and shapes must match the model. A retrieval config takes any
             checkpoint holding ``backbone.*``, or None when its backbone is
             set by ``init_cfg`` or random on purpose. Required otherwise.
+            A ``.onnx`` file from ``tools/export_onnx.py`` (fine-tuned
+            configs) runs with onnxruntime instead; its metadata's classes,
+            thresholds and mean/std must be the config's.
         device (str): Where the model runs. Defaults to ``'cpu'``.
         thresholds (float | Sequence[float], optional): Per-class thresholds
             overriding the config's. Defaults to None.
@@ -84,7 +103,11 @@ class AOIInferencer:
         init_default_scope(cfg.get('default_scope', 'mmseg'))
         self.device = torch.device(device)
         self.tta = bool(tta)
-        if cfg.model.get('type') == 'RetrievalSegmentor':
+        self.onnx = checkpoint is not None and str(checkpoint).lower().endswith('.onnx')
+        if self.onnx:
+            classes = check_dataset_classes(cfg, fill_class_names=True)
+            self.model = self._build_onnx(cfg, path, str(checkpoint), classes)
+        elif cfg.model.get('type') == 'RetrievalSegmentor':
             self.model, cfg = self._build_retrieval(path, checkpoint, cfg_options, device,
                                                     progress)
             classes = self.model.class_names
@@ -120,6 +143,21 @@ class AOIInferencer:
         state = extract_state_dict(safe_torch_load(checkpoint), checkpoint)
         check_state_dict_matches(model, state, checkpoint)
         model.load_state_dict(state, strict=True)
+        return model
+
+    @staticmethod
+    def _build_onnx(cfg: Config, path: str, onnx_file: str,
+                    classes: Optional[Sequence[str]]) -> torch.nn.Module:
+        """An onnxruntime segmentor whose metadata must match the config (key named if not)."""
+        from ..deploy.onnx_backend import OnnxSegmentor, check_onnx_matches_config
+        if cfg.model.get('type') != 'MultiLabelEncoderDecoder':
+            raise ValueError(f'{path}: an ONNX model needs a MultiLabelEncoderDecoder config, got '
+                             f'model.type={cfg.model.get("type")!r}')
+        model = OnnxSegmentor(onnx_file)
+        pre = cfg.model.data_preprocessor
+        thresholds = check_thresholds(cfg.model.get('threshold', 0.5), model.num_classes)
+        check_onnx_matches_config(model.meta, onnx_file, path, classes or model.class_names,
+                                  thresholds, pre.mean, pre.std)
         return model
 
     @staticmethod
@@ -161,18 +199,7 @@ class AOIInferencer:
 
     def _divisor(self) -> int:
         """Input sizes must be multiples of this (size divisor, patch, backbone stride)."""
-        pre = self.model.data_preprocessor
-        values = [getattr(pre, 'size_divisor', None),
-                  (getattr(pre, 'test_cfg', None) or {}).get('size_divisor'),
-                  getattr(self.model, 'patch_size', None),
-                  getattr(getattr(self.model, 'backbone', None), 'patch_size', None)]
-        divisor = 1
-        for v in values:
-            if isinstance(v, (tuple, list)):
-                v = max(v)
-            if isinstance(v, int) and v > 0:
-                divisor = divisor * v // math.gcd(divisor, v)
-        return divisor
+        return model_divisor(self.model)
 
     @staticmethod
     def config_crop(cfg: Config) -> Tuple[int, int]:
@@ -200,6 +227,11 @@ class AOIInferencer:
             return
         d = self.divisor
         self.crop_size = tuple(-(-c // d) * d for c in self.config_crop(cfg))
+        fixed = getattr(self.model, 'fixed_size', None)
+        if fixed is not None and self.crop_size != tuple(fixed):
+            raise ValueError(f'{self.model.path}: exported for fixed {fixed[0]}x{fixed[1]} '
+                             f'inputs, but the config slides {self.crop_size[0]}x'
+                             f'{self.crop_size[1]} windows (set crop_size={tuple(fixed)})')
         self.stride = tuple(max(1, -(-2 * c // 3)) for c in self.crop_size)
         test_cfg.update(mode='slide', crop_size=self.crop_size, stride=self.stride)
         self.model.test_cfg = ConfigDict(test_cfg)
@@ -220,9 +252,12 @@ class AOIInferencer:
         """THE model call: raw padded images (N, 2, H, W) -> scores (N, C, H, W).
 
         Normalises with the model's data preprocessor and runs its
-        ``inference`` (sliding window as configured). Another backend (an
-        ONNX session) replaces only this method.
+        ``inference`` (sliding window as configured). An ONNX model
+        (``checkpoint='*.onnx'``) runs the same sliding window on raw pixels
+        (its graph normalises) with onnxruntime instead.
         """
+        if self.onnx:
+            return self.model.forward_scores(batch)
         data = self.model.data_preprocessor(dict(inputs=list(batch.to(self.device))), False)
         hw = tuple(batch.shape[-2:])
         metas = [dict(ori_shape=hw, img_shape=hw, pad_shape=hw, padding_size=[0, 0, 0, 0])
