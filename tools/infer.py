@@ -41,7 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Segment unlabelled buffer pairs (aoissl_mm)', epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='segmentor config (fine-tuned or retrieval)')
-    parser.add_argument('checkpoint', help="checkpoint file (read weights-only), or 'none' for "
+    parser.add_argument('checkpoint', help="checkpoint file (read weights-only), an exported "
+                        ".onnx (tools/export_onnx.py; run with onnxruntime), or 'none' for "
                         'a retrieval config whose backbone needs none')
     parser.add_argument('input', help='folder of <stem>_buffer0/_buffer1 images (any depth) or '
                         'one buffer file')
