@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..datasets.io import _LABEL_DIR_NAMES, AOIDataError, find_buffer_pairs, split_buffer_stem
+from ..datasets.io import AOIDataError, find_buffer_pairs, scan_buffer_pairs, split_buffer_stem
 
 PathPair = Tuple[str, str]
 InputType = Union[str, os.PathLike, PathPair, np.ndarray]
@@ -35,50 +35,6 @@ class AOIResult:
     class_names: Tuple[str, ...]
     image: np.ndarray
     source: Optional[PathPair] = None
-
-
-def scan_buffer_pairs(folder: str) -> Tuple[List[Tuple[str, str, str]], List[Dict[str, str]]]:
-    """``find_buffer_pairs(folder, recursive=True)`` that skips what it would refuse.
-
-    Same walk, names and order as :func:`find_buffer_pairs` (label folders
-    skipped, stems relative to ``folder``), but a buffer without its partner
-    or a stem with two files for one buffer is returned as a problem
-    ``{'file', 'reason'}`` instead of stopping the scan.
-
-    Raises:
-        AOIDataError: The folder does not exist.
-    """
-    if not osp.isdir(folder):
-        raise AOIDataError(f'image folder not found: {folder}')
-    found: Dict[str, List[Optional[str]]] = {}
-    dup: Dict[str, List[str]] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d.lower() not in _LABEL_DIR_NAMES)
-        rel = osp.relpath(root, folder)
-        for fname in sorted(files):
-            parsed = split_buffer_stem(fname)
-            if parsed is None:
-                continue
-            stem, idx = parsed
-            key = stem if rel == '.' else osp.join(rel, stem)
-            slot = found.setdefault(key, [None, None])
-            if slot[idx] is not None:
-                dup.setdefault(key, [slot[idx]]).append(osp.join(root, fname))
-            else:
-                slot[idx] = osp.join(root, fname)
-    pairs, problems = [], []
-    for key in sorted(found):
-        p0, p1 = found[key]
-        if key in dup:
-            problems += [dict(file=f, reason=f'two files for one buffer of {key!r}: '
-                              f'{", ".join(dup[key])}') for f in dup[key]]
-        elif p0 is None or p1 is None:
-            have, miss = (p1, 0) if p0 is None else (p0, 1)
-            problems.append(dict(file=have, reason=f'no matching {osp.basename(key)}_buffer'
-                                 f'{miss}.<ext> next to it (every image needs both buffers)'))
-        else:
-            pairs.append((key, p0, p1))
-    return pairs, problems
 
 
 def collect_inputs(inputs: InputsType, strict: bool = True

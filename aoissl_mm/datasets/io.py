@@ -18,7 +18,7 @@ import os.path as osp
 import re
 import tempfile
 import warnings
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -90,22 +90,32 @@ def split_buffer_stem(path: str) -> Optional[Tuple[str, int]]:
     return m.group('stem'), int(m.group('idx'))
 
 
-def find_buffer_pairs(folder: str, recursive: bool = False) -> List[Tuple[str, str, str]]:
-    """List ``(stem, buffer0_path, buffer1_path)`` under ``folder``, sorted.
+def scan_buffer_pairs(folder: str, recursive: bool = True
+                      ) -> Tuple[List[Tuple[str, str, str]], List[Dict[str, str]]]:
+    """List buffer pairs under ``folder`` and, separately, the files that form none.
+
+    The one folder walk of the package: label folders are skipped, stems of
+    sub-folders are relative to ``folder`` (``'sub/x'``), pairs are sorted.
+    A buffer without its partner, or a stem with two files for one buffer, is
+    returned as a problem ``{'file', 'reason'}`` instead of stopping the scan
+    (:func:`find_buffer_pairs` raises the first one; ``tools/infer.py``
+    reports them and goes on).
 
     Args:
         folder (str): Folder to scan.
-        recursive (bool): Scan sub-folders too (label folders are skipped).
-            The returned stem is then relative to ``folder`` (``'sub/x'``).
+        recursive (bool): Scan sub-folders too. Defaults to True.
+
+    Returns:
+        tuple: ``[(stem, buffer0_path, buffer1_path)]`` and the problems.
 
     Raises:
-        AOIDataError: The folder is missing or holds no buffer pair, or a
-            buffer has no partner (names the file and the missing partner).
+        AOIDataError: The folder does not exist.
     """
     if not osp.isdir(folder):
         raise AOIDataError(f'image folder not found: {folder} (expected '
                            f'<stem>_buffer0.<ext> and <stem>_buffer1.<ext> files)')
-    found = {}
+    found: Dict[str, List[Optional[str]]] = {}
+    dup: Dict[str, List[str]] = {}
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d.lower() not in _LABEL_DIR_NAMES)
         if not recursive:
@@ -119,17 +129,40 @@ def find_buffer_pairs(folder: str, recursive: bool = False) -> List[Tuple[str, s
             key = stem if rel == '.' else osp.join(rel, stem)
             slot = found.setdefault(key, [None, None])
             if slot[idx] is not None:
-                raise AOIDataError(f'two files for buffer {idx} of {key!r} in {root}: '
-                                   f'{slot[idx]} and {osp.join(root, fname)}')
-            slot[idx] = osp.join(root, fname)
-    pairs = []
+                dup.setdefault(key, [slot[idx]]).append(osp.join(root, fname))
+            else:
+                slot[idx] = osp.join(root, fname)
+    pairs, problems = [], []
     for key in sorted(found):
         p0, p1 = found[key]
-        if p0 is None or p1 is None:
+        if key in dup:
+            problems += [dict(file=f, reason=f'two files for one buffer of {key!r}: '
+                              f'{", ".join(dup[key])}') for f in dup[key]]
+        elif p0 is None or p1 is None:
             have, miss = (p1, 0) if p0 is None else (p0, 1)
-            raise AOIDataError(f'{have}: no matching {osp.basename(key)}_buffer{miss}.<ext> '
-                               f'next to it (every image needs both light buffers)')
-        pairs.append((key, p0, p1))
+            problems.append(dict(file=have, reason=f'no matching {osp.basename(key)}_buffer'
+                                 f'{miss}.<ext> next to it (every image needs both light '
+                                 'buffers)'))
+        else:
+            pairs.append((key, p0, p1))
+    return pairs, problems
+
+
+def find_buffer_pairs(folder: str, recursive: bool = False) -> List[Tuple[str, str, str]]:
+    """List ``(stem, buffer0_path, buffer1_path)`` under ``folder``, sorted.
+
+    Args:
+        folder (str): Folder to scan.
+        recursive (bool): Scan sub-folders too (label folders are skipped).
+            The returned stem is then relative to ``folder`` (``'sub/x'``).
+
+    Raises:
+        AOIDataError: The folder is missing or holds no buffer pair, or a
+            buffer has no partner (names the file and the missing partner).
+    """
+    pairs, problems = scan_buffer_pairs(folder, recursive)
+    if problems:
+        raise AOIDataError(f"{problems[0]['file']}: {problems[0]['reason']}")
     if not pairs:
         raise AOIDataError(f'no <stem>_buffer0/<stem>_buffer1 image pairs found in {folder} '
                            f'(extensions {", ".join(IMG_EXTENSIONS)})')

@@ -10,8 +10,7 @@ import torch
 from mmengine.config import Config
 
 from aoissl_mm.apis import AOIInferencer
-from aoissl_mm.apis.inference_inputs import scan_buffer_pairs
-from aoissl_mm.datasets.io import AOIDataError, find_buffer_pairs
+from aoissl_mm.datasets.io import AOIDataError, find_buffer_pairs, scan_buffer_pairs
 from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
