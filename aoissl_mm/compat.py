@@ -1,7 +1,7 @@
 """Compatibility shims that let the frozen OpenMMLab releases run on current PyTorch.
 
 This is the one module of the plugin that touches another library's behaviour.
-It does three things, all applied by ``import aoissl_mm`` before anything
+It does four things, all applied by ``import aoissl_mm`` before anything
 imports mmseg:
 
 1. **mmcv.ops fallback.** ``mmcv-lite`` ships ``mmcv/ops`` without the compiled
@@ -29,9 +29,24 @@ imports mmseg:
    replaced by :func:`save_checkpoint_atomic` (temporary file, ``fsync``,
    ``os.replace``: :mod:`aoissl_mm.utils.checkpoint_writer`); other backends
    keep mmengine's writer.
+
+4. **Distributed training without CUDA.** mmengine 0.10.7 calls
+   ``torch.cuda.set_device(local_rank)`` unconditionally when it starts the
+   process group (``pytorch``, ``slurm`` and ``mpi`` launchers), and wraps the
+   model in ``MMDistributedDataParallel(device_ids=[LOCAL_RANK])``; on a
+   machine without CUDA the first raises and the second is refused by
+   PyTorch (a CPU module takes no ``device_ids``). When
+   ``torch.cuda.is_available()`` is False, :func:`patch_mmengine_cpu_distributed`
+   makes ``set_device`` a no-op for the duration of mmengine's process-group
+   start only, and drops ``device_ids``/``output_device`` when the wrapped
+   module holds no CUDA tensor. With CUDA nothing changes. The backend
+   (``gloo`` instead of ``nccl`` without CUDA) is chosen at setup time by
+   :func:`aoissl_mm.utils.runner_setup.resolve_dist_backend`.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.util
 import io
@@ -40,7 +55,7 @@ import os
 import sys
 import types
 import warnings
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +63,7 @@ import torch.nn.functional as F
 __all__ = [
     'point_sample', 'sigmoid_focal_loss', 'install_mmcv_ops_fallback',
     'patch_mmengine_checkpoint_loading', 'save_checkpoint_atomic', 'patch_mmengine_atomic_save',
-    'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
+    'patch_mmengine_cpu_distributed', 'apply_all', 'MMCV_OPS_FALLBACK_ACTIVE'
 ]
 
 MMCV_OPS_FALLBACK_ACTIVE = False
@@ -357,6 +372,76 @@ def patch_mmengine_atomic_save() -> None:
         module.save_checkpoint = save_checkpoint_atomic
 
 
+# ----------------------------------------------------------------------------
+# 4. distributed training without CUDA
+# ----------------------------------------------------------------------------
+_DIST_STARTERS = ('_init_dist_pytorch', '_init_dist_slurm', '_init_dist_mpi')
+
+
+@contextlib.contextmanager
+def _no_cuda_set_device() -> Iterator[None]:
+    """``torch.cuda.set_device`` does nothing inside the block (only used without CUDA)."""
+    original = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = original
+
+
+def _cpu_safe_starter(start: Callable) -> Callable:
+    """Wrap one of mmengine's process-group starters: no ``set_device`` without CUDA."""
+
+    @functools.wraps(start)
+    def starter(*args: Any, **kwargs: Any) -> Any:
+        if torch.cuda.is_available():
+            return start(*args, **kwargs)
+        with _no_cuda_set_device():
+            return start(*args, **kwargs)
+
+    starter.__aoissl_cpu_safe__ = True
+    return starter
+
+
+def _on_cuda(module: torch.nn.Module) -> bool:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return any(t.is_cuda for t in tensors)
+
+
+def patch_mmengine_cpu_distributed() -> None:
+    """Let mmengine's ``pytorch``/``slurm``/``mpi`` launchers train on CPU processes.
+
+    * mmengine's process-group starters (``mmengine.dist.utils._init_dist_*``,
+      looked up by ``init_dist`` at call time) skip ``torch.cuda.set_device``
+      when ``torch.cuda.is_available()`` is False; everything else they do
+      (environment variables, ``init_process_group``) is unchanged.
+    * ``MMDistributedDataParallel`` drops ``device_ids`` and ``output_device``
+      when the module it wraps holds no CUDA parameter or buffer (PyTorch
+      refuses them for a CPU module; mmengine passes ``[LOCAL_RANK]``
+      unconditionally, also for each part of ``MMSeparateDistributedDataParallel``).
+      A module on a GPU keeps them.
+    """
+    import mmengine.dist.utils as mm_dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+    for name in _DIST_STARTERS:
+        start = getattr(mm_dist_utils, name)
+        if not getattr(start, '__aoissl_cpu_safe__', False):
+            setattr(mm_dist_utils, name, _cpu_safe_starter(start))
+    init = MMDistributedDataParallel.__init__
+    if getattr(init, '__aoissl_cpu_safe__', False):
+        return
+
+    @functools.wraps(init)
+    def __init__(self: Any, module: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        if not _on_cuda(module):
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        init(self, module, *args, **kwargs)
+
+    __init__.__aoissl_cpu_safe__ = True
+    MMDistributedDataParallel.__init__ = __init__
+
+
 _APPLIED = False
 
 
@@ -368,4 +453,5 @@ def apply_all() -> None:
     install_mmcv_ops_fallback()
     patch_mmengine_checkpoint_loading()
     patch_mmengine_atomic_save()
+    patch_mmengine_cpu_distributed()
     _APPLIED = True

@@ -70,15 +70,39 @@ def _accepted_args(type_name) -> Optional[set]:
     return None
 
 
+# Top-level keys mmengine 0.10.7's Runner reads with ``cfg.get`` (``Runner.from_cfg``, and
+# ``self.cfg.get`` in ``wrap_model``, ``train``, ``_maybe_compile``...), plus the ones the
+# aoissl_mm tools read; a config may leave any of them out, so --cfg-options may add them.
+RUNNER_TOP_LEVEL_KEYS = frozenset({
+    # Runner.from_cfg
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
+    'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator',
+    'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from',
+    'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
+    'default_scope', 'randomness', 'experiment_name',
+    # read from self.cfg by the Runner's methods
+    'model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'activation_checkpointing',
+    'efficient_conv_bn_eval', 'compile',
+    # aoissl_mm: tools/train.py, setup_train_cfg, setup_test_cfg
+    'runner_type', 'amp_if_cuda', 'cpu_recipe', 'tta_model', 'tta_pipeline',
+})
+
+
 def check_config_keys(cfg: Config, keys: Iterable[str]) -> None:
     """Refuse ``--cfg-options`` keys that do not exist (``merge_from_dict`` would add them).
 
     Every intermediate key must exist. A new leaf is accepted only inside a
     dict whose registered ``type`` takes that argument (checked against the
-    constructor signature) or takes ``**kwargs``. The error names the key.
+    constructor signature) or takes ``**kwargs``. A top-level key the runner
+    reads although the config may lack it (:data:`RUNNER_TOP_LEVEL_KEYS`,
+    e.g. ``find_unused_parameters``, ``model_wrapper_cfg``, ``compile``) is
+    accepted, and so is anything below it when the config lacks it (there is
+    nothing to check it against). The error names the key.
     """
     for key in keys:
         parts = key.split('.')
+        if parts[0] in RUNNER_TOP_LEVEL_KEYS and parts[0] not in cfg:
+            continue
         node = cfg
         for i, part in enumerate(parts):
             where = '.'.join(parts[:i]) or 'the config'
@@ -177,10 +201,42 @@ def check_dataset_classes(cfg: Config, fill_class_names: bool = False) -> Option
     return found
 
 
+def resolve_dist_backend(cfg: Config) -> Optional[str]:
+    """The process-group backend for the device: ``gloo`` instead of ``nccl`` without CUDA.
+
+    The runtime configs name ``nccl`` (the backend for GPUs); NCCL needs CUDA,
+    so a distributed run (``cfg.launcher`` other than ``'none'``) on a machine
+    without it gets ``gloo``, with one log line. Any other backend the config
+    names, and every run with CUDA, is left as it is.
+
+    Args:
+        cfg (Config): The config (``env_cfg.dist_cfg.backend`` changed in place).
+
+    Returns:
+        str | None: The backend the run will use, None for a run that is not
+        distributed.
+    """
+    from mmengine.logging import print_log
+    if cfg.get('launcher', 'none') == 'none':
+        return None
+    env_cfg = cfg.setdefault('env_cfg', dict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', dict())
+    backend = dist_cfg.setdefault('backend', 'nccl')
+    if backend == 'nccl' and not torch.cuda.is_available():
+        dist_cfg['backend'] = backend = 'gloo'
+        print_log("No CUDA device: distributed training uses the 'gloo' backend (the config "
+                  "names 'nccl')", logger='current', level=logging.INFO)
+    return backend
+
+
 def _set_launcher_and_work_dir(cfg: Config, config_path: str, work_dir: Optional[str],
                                launcher: str) -> None:
-    """mmseg's rule: ``--work-dir``, else the config's, else ``work_dirs/<config stem>``."""
+    """mmseg's rule: ``--work-dir``, else the config's, else ``work_dirs/<config stem>``.
+
+    Also picks the distributed backend for the device (:func:`resolve_dist_backend`).
+    """
     cfg.launcher = launcher
+    resolve_dist_backend(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:

@@ -4,8 +4,17 @@ custom_imports = dict(imports=['aoissl_mm'], allow_failed_imports=False)
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # the GPU backend; a distributed run without CUDA gets 'gloo' at setup time
+    # (aoissl_mm.utils.runner_setup.resolve_dist_backend)
     dist_cfg=dict(backend='nccl'),
 )
+# DDP (--launcher pytorch/slurm/mpi): some trainable parameters get no gradient in some
+# iterations: the backbones' mask tokens (AOIViT, FasterViT) and FasterViT's final norm
+# outside SSL, DINO's mask token, iBOT's before its patch loss starts. They stay (SSL
+# checkpoints load into them), so DDP must look for them after each forward: measured
+# ~3 % per iteration (FasterViT-0 UperNet, 128², batch 2, CPU). Configs whose every
+# parameter always gets a gradient set it to False (the CNN baselines).
+find_unused_parameters = True
 vis_backends = [dict(type='LocalVisBackend')]
 # no fixed ``name``: each runner gets its own visualizer instance (named after the run)
 visualizer = dict(type='MultiLabelSegLocalVisualizer', vis_backends=vis_backends, alpha=0.4)

@@ -4,6 +4,9 @@ _base_ = [
     '../_base_/schedules/adamw_cnn.py', '../_base_/schedules/budget_8h.py',
     '../_base_/default_runtime.py'
 ]
+# DDP: every parameter gets a gradient in every iteration (checked), so no search for
+# unused ones after each forward (default_runtime.py sets it for the transformers)
+find_unused_parameters = False
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     backbone=dict(
