@@ -12,9 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from mmengine.config import Config
 
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 from aoissl_mm.utils.retrieval_scaling import distractor_stream, recall_at_k
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -23,22 +21,9 @@ CFG = osp.join(ROOT, 'configs', 'retrieval', 'retrieval-patch-sim_vit-tiny_aoi-5
 
 
 @pytest.fixture(scope='module')
-def tiny_cfg(tmp_path_factory):
+def tiny_cfg(tmp_path_factory, tiny_retrieval_config):
     tmp = tmp_path_factory.mktemp('retrieval_bench')
-    data_root = str(tmp / 'data')
-    generate_synthetic_aoi(data_root, num_train=3, num_val=1, num_test=2, num_pretrain=0,
-                           num_families=2, size_range=(100, 130), progress=False)
-    cfg = Config.fromfile(CFG)
-    for loader in (cfg.val_dataloader, cfg.test_dataloader, cfg.custom_hooks[0].dataloader):
-        loader.dataset.data_root = data_root
-        loader.dataset.synthetic.data_root = data_root
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        for t in loader.dataset.pipeline:
-            if t['type'] == 'PadCenterCrop':
-                t['size'] = (CROP, CROP)
-    path = str(tmp / 'retrieval_tiny.py')
-    cfg.dump(path)
+    data_root, path, _ = tiny_retrieval_config(tmp, CROP)
     return tmp, data_root, path
 
 

@@ -9,10 +9,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 
 from aoissl_mm.datasets.io import find_buffer_pairs, read_buffer_pair, read_multilabel_mask
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CROP, P, C = 64, 16, 4
@@ -24,29 +22,11 @@ def _run(script, args, monkeypatch):
     runpy.run_path(osp.join(ROOT, 'tools', script), run_name='__main__')
 
 
-def _set_crop(loader, data_root):
-    loader.dataset.data_root = data_root
-    loader.dataset.synthetic.data_root = data_root
-    loader.num_workers = 0
-    loader.persistent_workers = False
-    for t in loader.dataset.pipeline:
-        if t['type'] == 'PadCenterCrop':
-            t['size'] = (CROP, CROP)
-
-
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_retrieval_config):
     tmp = tmp_path_factory.mktemp('retrieval')
-    data_root = str(tmp / 'data')
-    generate_synthetic_aoi(data_root, num_train=3, num_val=1, num_test=2, num_pretrain=0,
-                           num_families=2, size_range=(100, 130), progress=False)
-    cfg = Config.fromfile(CFG)
-    for loader in (cfg.val_dataloader, cfg.test_dataloader, cfg.custom_hooks[0].dataloader):
-        _set_crop(loader, data_root)
-    cfg.model.k = [3, 5, 2, 4]
-    cfg.model.threshold = [0.3, 0.5, 0.2, 0.4]
-    path = str(tmp / 'retrieval_tiny.py')
-    cfg.dump(path)
+    data_root, path, cfg = tiny_retrieval_config(tmp, CROP, k=[3, 5, 2, 4],
+                                                 threshold=[0.3, 0.5, 0.2, 0.4])
     # a "checkpoint" holding a backbone, as an SSL run would write it (plus a decoder)
     from mmseg.registry import MODELS
     torch.manual_seed(0)

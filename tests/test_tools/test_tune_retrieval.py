@@ -10,9 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
-
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CROP, C = 56, 4  # not a multiple of the patch (16): padding is added and cropped off again
@@ -20,24 +17,11 @@ CFG = osp.join(ROOT, 'configs', 'retrieval', 'retrieval-patch-sim_vit-tiny_aoi-5
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_retrieval_config):
     tmp = tmp_path_factory.mktemp('tune')
-    data_root = str(tmp / 'data')
-    generate_synthetic_aoi(data_root, num_train=6, num_val=1, num_test=1, num_pretrain=0,
-                           num_families=2, size_range=(100, 130), progress=False)
-    cfg = Config.fromfile(CFG)
-    for loader in (cfg.val_dataloader, cfg.test_dataloader, cfg.custom_hooks[0].dataloader):
-        loader.dataset.data_root = data_root
-        loader.dataset.synthetic.data_root = data_root
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        loader.batch_size = 1
-        for t in loader.dataset.pipeline:
-            if t['type'] == 'PadCenterCrop':
-                t['size'] = (CROP, CROP)
-    cfg.model.memory = dict(index_type='flat', device='cpu')
-    path = str(tmp / 'retrieval_tiny.py')
-    cfg.dump(path)
+    data_root, path, cfg = tiny_retrieval_config(
+        tmp, CROP, num_train=6, num_test=1, batch_size=1,
+        memory=dict(index_type='flat', device='cpu'))
     from mmseg.registry import MODELS
     torch.manual_seed(0)
     backbone = MODELS.build(cfg.model.backbone)
