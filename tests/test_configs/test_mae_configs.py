@@ -33,8 +33,11 @@ def test_mae_config(name, pretrain_scope):
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 1.5e-4
     assert tuple(opt.optimizer.betas) == (0.9, 0.95) and opt.optimizer.weight_decay == 0.05
     assert opt.clip_grad.max_norm == 5.0
-    (hook, ) = cfg.custom_hooks
+    hook = cfg.custom_hooks[0]
     assert hook.type == 'TimeBudgetHook' and cfg.param_scheduler == []
+    # the paper protocol also probes the encoder by retrieval (k 30, threshold 0.3, beta 0.02)
+    probes = [h.type for h in cfg.custom_hooks[1:]]
+    assert probes == (['RetrievalProbeHook'] if crop == 512 else [])
     assert cfg.val_cfg is None and cfg.test_cfg is None
 
     loader = cfg.train_dataloader
