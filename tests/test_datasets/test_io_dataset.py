@@ -160,7 +160,7 @@ def test_pretrain_dataset_any_depth(tmp_path, pretrain_scope):
         'famA/img0', 'famA/img1', 'famB/deeper/img0', 'famB/deeper/img1']
 
 
-def test_selfsup_preprocessor_two_channels():
+def test_selfsup_preprocessor_two_channels(pretrain_scope):
     from mmpretrain.registry import MODELS
     pre = MODELS.build(dict(type='AOISelfSupDataPreprocessor', mean=[10., 20.], std=[2., 4.]))
     x = torch.stack([torch.full((2, 3, 3), 12.), torch.full((2, 3, 3), 10.)])

@@ -287,7 +287,8 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             values = self.memory.gather_values(ids)
             outs.append(aggregate_neighbours(sims, values, self.ks, self.aggregation,
                                              self.betas, self.similarity_mode))
-        return torch.cat(outs).to(queries.device)
+        # a weighted mean of {0, 1} values: in [0, 1] up to float rounding, which is removed
+        return torch.cat(outs).clamp_(0.0, 1.0).to(queries.device)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Transferred per-class scores in [0, 1], (B, C, H, W), of a batch."""
