@@ -21,16 +21,8 @@ CROP = 64  # crop_size override: the slide window; stride = ceil(2/3 * 64) = 43
 
 
 @pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import MODELS
-    tmp = tmp_path_factory.mktemp('infer')
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        torch.manual_seed(0)
-        model = MODELS.build(Config.fromfile(CFG).model)
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight, std=0.05)  # spread probabilities
-    path = str(tmp / 'fv0_random.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=0)), path)
+def ckpt(tmp_path_factory, random_segmentor_checkpoint):
+    model, path = random_segmentor_checkpoint(tmp_path_factory.mktemp('infer'), CFG, seed=0)
     return path
 
 

@@ -16,7 +16,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from PIL import Image
 
 pytest.importorskip('onnxruntime')
@@ -35,16 +34,8 @@ CROP = 64
 
 
 @pytest.fixture(scope='module')
-def model_and_ckpt(tmp_path_factory):
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import MODELS
-    tmp = tmp_path_factory.mktemp('onnx')
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        torch.manual_seed(0)
-        model = MODELS.build(Config.fromfile(CFG).model)
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight, std=0.05)  # spread probabilities
-    path = str(tmp / 'fv0_random.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=0)), path)
+def model_and_ckpt(tmp_path_factory, random_segmentor_checkpoint):
+    model, path = random_segmentor_checkpoint(tmp_path_factory.mktemp('onnx'), CFG, seed=0)
     return model.eval(), path
 
 

@@ -10,8 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
 from PIL import Image
 
 from aoissl_mm.apis import AOIInferencer
@@ -23,16 +21,8 @@ CLASSES = ('wire', 'ball', 'wedge', 'epoxy')
 
 
 @pytest.fixture(scope='module')
-def ckpt(tmp_path_factory):
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import MODELS
-    tmp = tmp_path_factory.mktemp('infer_tool')
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        torch.manual_seed(1)
-        model = MODELS.build(Config.fromfile(CFG).model)
-    torch.nn.init.normal_(model.decode_head.conv_seg.weight, std=0.05)
-    path = str(tmp / 'fv0_random.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(iter=0)), path)
+def ckpt(tmp_path_factory, random_segmentor_checkpoint):
+    model, path = random_segmentor_checkpoint(tmp_path_factory.mktemp('infer_tool'), CFG, seed=1)
     return path
 
 
