@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..datasets.io import write_multilabel_mask, write_text
+from ..datasets.io import write_multilabel_mask
+from ..utils.atomic_io import atomic_write_text
 from .inference_inputs import AOIResult, InputsType
 
 
@@ -93,12 +94,12 @@ def write_inference_outputs(inferencer: Any,
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()
     writer.writerows(rows)
-    write_text(osp.join(out_dir, 'areas.csv'), buf.getvalue())
+    atomic_write_text(osp.join(out_dir, 'areas.csv'), buf.getvalue())
     report = dict(extra or {})
     report.update(classes=list(inferencer.class_names), thresholds=list(inferencer.thresholds),
                   threshold_rule='score > threshold' if inferencer.strict else
                   'score >= threshold', tta=inferencer.tta,
                   crop_size=list(inferencer.crop_size), stride=list(inferencer.stride),
                   succeeded=[r['stem'] for r in rows], failed=failures)
-    write_text(osp.join(out_dir, 'report.json'), json.dumps(report, indent=2) + '\n')
+    atomic_write_text(osp.join(out_dir, 'report.json'), json.dumps(report, indent=2) + '\n')
     return report

@@ -186,7 +186,7 @@ def tune_retrieval(config: str,
     os.makedirs(out_dir, exist_ok=True)
     report.write_results_csv(os.path.join(out_dir, 'results.csv'), points, result.ious, classes)
     report.write_json(os.path.join(out_dir, 'best.json'), payload)
-    report.write_text(os.path.join(out_dir, 'best_config.py'), config_text)
+    report.atomic_write_text(os.path.join(out_dir, 'best_config.py'), config_text)
     report.plot_tuning(os.path.join(out_dir, 'tuning.png'), points, result.ious, best, classes)
     for note in notes:
         print_log(f'tune_retrieval: {note}', logger='current', level=logging.WARNING)

@@ -7,21 +7,22 @@ On-disk contract (see the README)::
                                    or <stem>.npy (H x W x C, values 0/1)
 
 Every reader raises :class:`AOIDataError` naming the file and what was
-expected; every writer goes through a temporary file and ``os.replace`` so a
-crash never leaves a half-written file behind.
+expected; every writer goes through :func:`aoissl_mm.utils.atomic_io.atomic_path`
+(temporary file, ``fsync``, ``os.replace``) so a crash never leaves a
+half-written file behind.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import os.path as osp
 import re
-import tempfile
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from ..utils.atomic_io import atomic_path
 
 IMG_EXTENSIONS = ('.png', '.tif', '.tiff', '.bmp', '.jpg', '.jpeg', '.webp')
 LABEL_EXTENSIONS = ('.png', '.npy')
@@ -34,29 +35,8 @@ class AOIDataError(ValueError):
 
 
 # ----------------------------------------------------------------------------
-# atomic writing
+# writing (atomically: aoissl_mm.utils.atomic_io)
 # ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
-
-    The temporary file keeps ``path``'s extension so that encoders picking the
-    format from the name (cv2, faiss, numpy) work. On error it is removed.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    base, ext = osp.splitext(osp.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def write_image(path: str, image: np.ndarray) -> None:
     """Write an image with cv2 atomically; the format follows the extension."""
     ext = osp.splitext(path)[1] or '.png'
@@ -67,13 +47,6 @@ def write_image(path: str, image: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f:
             f.write(buf.tobytes())
-
-
-def write_text(path: str, text: str) -> None:
-    """Write a text file (e.g. JSON) atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
 
 
 # ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
-from ..datasets.io import write_text
+from .atomic_io import atomic_write_text
 
 
 def _peak_rss_mib() -> float:
@@ -162,4 +162,4 @@ def benchmark_model(model: torch.nn.Module,
 def write_json(path: str, payload) -> None:
     """Write ``payload`` as JSON atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_text(path, json.dumps(payload, indent=2) + '\n')
+    atomic_write_text(path, json.dumps(payload, indent=2) + '\n')

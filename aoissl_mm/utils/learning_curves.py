@@ -4,7 +4,7 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from ..datasets.io import atomic_path
+from .atomic_io import atomic_path
 
 
 def find_scalars(work_dir: str) -> str:

@@ -1,6 +1,6 @@
 """Files and tables of a retrieval hyper-parameter search (``tools/tune_retrieval.py``).
 
-Everything is written atomically (:func:`aoissl_mm.datasets.io.atomic_path`);
+Everything is written atomically (:func:`aoissl_mm.utils.atomic_io.atomic_path`);
 no pickle: CSV, JSON, a Python config snippet and a PNG.
 """
 import csv
@@ -11,11 +11,11 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..datasets.io import atomic_path, write_text
 from ..models.retrieval.tuning import GridPoint, fold_statistics
+from .atomic_io import atomic_path, atomic_write_text
 
 __all__ = [
-    'write_text', 'write_json', 'write_results_csv', 'grid_values', 'choose_aggregation',
+    'atomic_write_text', 'write_json', 'write_results_csv', 'grid_values', 'choose_aggregation',
     'best_model_cfg', 'best_config_text', 'best_table', 'plot_tuning'
 ]
 
@@ -37,7 +37,7 @@ def write_json(path: str, payload: Dict) -> None:
         if isinstance(v, np.integer):
             return int(v)
         return v
-    write_text(path, json.dumps(clean(payload), indent=2, allow_nan=False) + '\n')
+    atomic_write_text(path, json.dumps(clean(payload), indent=2, allow_nan=False) + '\n')
 
 
 def write_results_csv(path: str, points: Sequence[GridPoint], ious: np.ndarray,
@@ -65,7 +65,7 @@ def write_results_csv(path: str, points: Sequence[GridPoint], ious: np.ndarray,
             writer.writerow([p.aggregation, p.k, '' if p.beta is None else p.beta, p.threshold,
                              name] + [fmt(v) for v in ious[g, :, c]] +
                             [fmt(mean[g, c]), fmt(std[g, c]), fmt(mean[g, c] - std[g, c])])
-    write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def grid_values(points: Sequence[GridPoint]) -> Dict[str, List]:

@@ -13,13 +13,11 @@ import re
 import socket
 import subprocess
 
-from mmengine.config import Config
+import pytest
 
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 from aoissl_mm.utils.checkpoint import safe_torch_load
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CROP = 64
 MAX_ITERS = 1000
 BUDGET_S = 8
 
@@ -59,22 +57,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tiny_dist_config(tmp_path) -> str:
-    data_root = str(tmp_path / 'data')
-    generate_synthetic_aoi(data_root, num_train=4, num_val=2, num_test=0, num_pretrain=0,
-                           num_families=2, size_range=(160, 200), progress=False)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'fastervit0_upernet_aoi_cpu.py'))
-    for split in ('train', 'val'):
-        loader = cfg[f'{split}_dataloader']
-        loader.dataset.data_root = data_root
-        loader.update(num_workers=0, persistent_workers=False, batch_size=1)
-        for t in loader.dataset.pipeline:
-            if t['type'] == 'PositiveAnchoredRandomCrop':
-                t['crop_size'] = (CROP, CROP)
-            elif t['type'] == 'AOIAugment':
-                t['pad_to'] = CROP
-            elif t['type'] == 'PadCenterCrop':
-                t['size'] = (CROP, CROP)
+@pytest.fixture
+def tiny_dist_config(tiny_training_config, tmp_path) -> str:
+    cfg = tiny_training_config('fastervit0_upernet_aoi_cpu.py', batch_size=1, num_train=4,
+                               num_test=0)
+    cfg.val_dataloader.batch_size = 1
     (hook, ) = cfg.custom_hooks
     assert hook.type == 'TimeBudgetHook'
     hook.update(budget_s=BUDGET_S, warmup_share=0.0)
@@ -92,8 +79,8 @@ def _tiny_dist_config(tmp_path) -> str:
     return path
 
 
-def test_two_cpu_processes_train_in_step_and_stop_together(tmp_path):
-    cfg_path = _tiny_dist_config(tmp_path)
+def test_two_cpu_processes_train_in_step_and_stop_together(tiny_dist_config, tmp_path):
+    cfg_path = tiny_dist_config
     work = str(tmp_path / 'work')
     env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(_free_port()),
                MASTER_ADDR='127.0.0.1', CUDA_VISIBLE_DEVICES='',

@@ -12,30 +12,15 @@ import pytest
 from mmengine.config import Config
 
 from aoissl_mm.datasets.io import read_multilabel_mask
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CROP = 64
 
 
-def _tiny_config(tmp_path, base='fastervit0_upernet_aoi_cpu.py'):
-    data_root = str(tmp_path / 'data')
-    generate_synthetic_aoi(data_root, num_train=3, num_val=2, num_test=2, num_pretrain=0,
-                           num_families=2, size_range=(160, 200), progress=False)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', base))
-    for split in ('train', 'val', 'test'):
-        loader = cfg[f'{split}_dataloader']
-        loader.dataset.data_root = data_root
-        loader.num_workers = 0
-        loader.persistent_workers = False
-        for t in loader.dataset.pipeline:
-            if t['type'] == 'PositiveAnchoredRandomCrop':
-                t['crop_size'] = (CROP, CROP)
-            elif t['type'] == 'AOIAugment':
-                t['pad_to'] = CROP
-            elif t['type'] == 'PadCenterCrop':
-                t['size'] = (CROP, CROP)
-    cfg.train_dataloader.batch_size = 2
+@pytest.fixture
+def tiny_config(tiny_training_config, tmp_path):
+    """The CPU recipe on a tiny synthetic root, 2 iterations, a checkpoint at the end."""
+    cfg = tiny_training_config('fastervit0_upernet_aoi_cpu.py')
     # the real TimeBudgetHook stays (it drives the LR); its budget outlasts the 2-4 iterations
     (hook, ) = cfg.custom_hooks
     assert hook.type == 'TimeBudgetHook'
@@ -67,8 +52,8 @@ def _run(script, args, monkeypatch):
     runpy.run_path(osp.join(ROOT, 'tools', script), run_name='__main__')
 
 
-def test_train_resume_test_show_out(tmp_path, monkeypatch):
-    cfg_path = _tiny_config(tmp_path)
+def test_train_resume_test_show_out(tiny_config, tmp_path, monkeypatch):
+    cfg_path = tiny_config
     work = str(tmp_path / 'work')
     _run('train.py', [cfg_path, '--work-dir', work], monkeypatch)
     ckpt2 = _read_checkpoint(osp.join(work, 'iter_2.pth'))
@@ -106,8 +91,8 @@ def test_train_resume_test_show_out(tmp_path, monkeypatch):
     assert img.shape[1] >= 2 * CROP  # ground truth and prediction side by side
 
 
-def test_num_classes_mismatch_is_named(tmp_path, monkeypatch):
-    cfg_path = _tiny_config(tmp_path)
+def test_num_classes_mismatch_is_named(tiny_config, tmp_path, monkeypatch):
+    cfg_path = tiny_config
     with pytest.raises(ValueError, match='num_classes = 3'):
         _run('train.py', [cfg_path, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                           'model.decode_head.num_classes=3', 'model.decode_head.out_channels=3',
@@ -125,7 +110,7 @@ def test_benchmark_tool_writes_json(tmp_path, monkeypatch, capsys):
     assert np.isfinite(res['peak_mem_mib'])
 
 
-def test_tta_averages_probabilities_of_flipped_views(tmp_path, monkeypatch):
+def test_tta_averages_probabilities_of_flipped_views(tiny_config, tmp_path, monkeypatch):
     """--tta runs identity + h-flip + v-flip views and averages their probabilities."""
     import torch
     from mmengine.structures import PixelData
@@ -152,7 +137,7 @@ def test_tta_averages_probabilities_of_flipped_views(tmp_path, monkeypatch):
     assert merged.pred_sem_seg.data.flatten().tolist() == [1, 1]
     assert merged.img_path == 'v0.2.png'  # the identity view's metadata and ground truth
 
-    cfg_path = _tiny_config(tmp_path)
+    cfg_path = tiny_config
     cfg = Config.fromfile(cfg_path)
     cfg.tta_pipeline[2]['size'] = (CROP, CROP)
     cfg.dump(cfg_path)

@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..io import write_image, write_multilabel_mask, write_text
+from ...utils.atomic_io import atomic_write_text
+from ..io import write_image, write_multilabel_mask
 from ..metainfo import AOI_CLASSES
 from .layout import FamilyLayout, check_size_range, make_family_layout
 from .render import render_sample
@@ -193,7 +194,7 @@ def generate_synthetic_aoi(out_root: str,
         os.chmod(tmp, 0o755)
         stats = _generate_into(tmp, counts, families, seed, progress)
         manifest = _manifest(counts, families, (lo, hi), single_device, seed, stats)
-        write_text(osp.join(tmp, MANIFEST_NAME),
+        atomic_write_text(osp.join(tmp, MANIFEST_NAME),
                    json.dumps(manifest, indent=2, sort_keys=True) + '\n')
         _move_into_place(tmp, out_root, overwrite)
     except BaseException:

@@ -7,7 +7,7 @@ from mmengine.hooks import CheckpointHook
 from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS
 
-from ...utils.checkpoint_writer import atomic_write_text
+from ...utils.atomic_io import atomic_write_text, remove_stale_temporaries
 
 
 class _DeferredRemoval:
@@ -42,14 +42,31 @@ class AtomicCheckpointHook(CheckpointHook):
     1. writes the new checkpoint (atomically, through ``Runner.save_checkpoint``
        as patched by :mod:`aoissl_mm.compat`),
     2. then points ``last_checkpoint`` at it, atomically
-       (:func:`aoissl_mm.utils.checkpoint_writer.atomic_write_text`),
+       (:func:`aoissl_mm.utils.atomic_io.atomic_write_text`),
     3. and only then removes the checkpoints that fall out of
        ``max_keep_ckpts`` and the previous best checkpoint.
 
     A crash at any moment leaves the previous checkpoint (or the new one) and
     a ``last_checkpoint`` naming a complete file. Between steps 1 and 3 the
     folder briefly holds one checkpoint more than ``max_keep_ckpts``.
+
+    A write killed half-way (``SIGKILL``) leaves its temporary file
+    (``.<name>.<pid>.<hex>.tmp``) behind; when a run starts (e.g. the
+    ``--resume`` after the crash), the hook deletes such files in its output
+    folder whose writer process is gone, with a log line.
     """
+
+    def before_train(self, runner: Any) -> None:
+        """mmengine's set-up, then remove temporaries left by killed checkpoint writes."""
+        super().before_train(runner)
+        if not is_main_process():
+            return
+        for folder in {runner.work_dir, self.out_dir}:
+            if not osp.isdir(folder):  # a remote out_dir (backend_args) is not searched
+                continue
+            for path in remove_stale_temporaries(folder):
+                runner.logger.info(f'Removed {path}, the temporary file of a checkpoint write '
+                                   'that was killed before it finished.')
 
     def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict) -> None:
         """mmengine's method, reordered: save, point ``last_checkpoint``, then remove."""

@@ -10,7 +10,7 @@ from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS
 
-from ...datasets.io import write_text
+from ...utils.atomic_io import atomic_write_text
 
 _INFO_KEY = 'time_budget_elapsed_s'
 
@@ -147,7 +147,7 @@ class TimeBudgetHook(Hook):
             runner.val_loop.run()
         filename = f'iter_{runner.iter}.pth'
         runner.save_checkpoint(runner.work_dir, filename)
-        write_text(osp.join(runner.work_dir, 'last_checkpoint'),
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
                    osp.join(runner.work_dir, filename))
         runner.logger.info(f'TimeBudgetHook: saved the final model to '
                            f'{osp.join(runner.work_dir, filename)}')

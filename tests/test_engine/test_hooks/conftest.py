@@ -3,16 +3,12 @@ import os.path as osp
 from typing import Callable, Optional, Sequence
 
 import pytest
-from mmengine.config import Config
-
-from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-CROP = 64
 
 
 @pytest.fixture
-def tiny_iter_config(tmp_path) -> Callable:
+def tiny_iter_config(tmp_path, tiny_training_config) -> Callable:
     """``make(max_iters=4, num_workers=0, name='tiny.py', changes=None, drop_hooks=())``.
 
     The FasterViT-0 fixed-iteration recipe (``upernet_fastervit0_773it_aoi-256.py``: no time
@@ -22,29 +18,11 @@ def tiny_iter_config(tmp_path) -> Callable:
     set with ``Config.merge_from_dict``; ``drop_hooks`` names ``default_hooks`` to remove.
     Returns the dumped config's path.
     """
-    data_root = str(tmp_path / 'data')
 
     def make(max_iters: int = 4, num_workers: int = 0, name: str = 'tiny.py',
              changes: Optional[dict] = None, drop_hooks: Sequence[str] = ()) -> str:
-        if not osp.isdir(data_root):
-            generate_synthetic_aoi(data_root, num_train=3, num_val=2, num_test=2,
-                                   num_pretrain=0, num_families=2, size_range=(160, 200),
-                                   progress=False)
-        cfg = Config.fromfile(
-            osp.join(ROOT, 'configs', 'upernet', 'upernet_fastervit0_773it_aoi-256.py'))
-        for split in ('train', 'val', 'test'):
-            loader = cfg[f'{split}_dataloader']
-            loader.dataset.data_root = data_root
-            loader.num_workers = num_workers if split == 'train' else 0
-            loader.persistent_workers = False
-            for t in loader.dataset.pipeline:
-                if t['type'] == 'PositiveAnchoredRandomCrop':
-                    t['crop_size'] = (CROP, CROP)
-                elif t['type'] == 'AOIAugment':
-                    t['pad_to'] = CROP
-                elif t['type'] == 'PadCenterCrop':
-                    t['size'] = (CROP, CROP)
-        cfg.train_dataloader.batch_size = 2
+        cfg = tiny_training_config('upernet/upernet_fastervit0_773it_aoi-256.py',
+                                   num_workers=num_workers)
         assert cfg.custom_hooks == [] and cfg.model.backbone.drop_path_rate > 0
         cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=2)
         cfg.param_scheduler = [

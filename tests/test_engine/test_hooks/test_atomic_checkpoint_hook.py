@@ -103,6 +103,7 @@ def test_sigkill_while_saving_leaves_the_previous_checkpoint(tiny_iter_config, t
     runpy.run_path(osp.join(ROOT, 'tools', 'train.py'), run_name='__main__')
     assert safe_torch_load(osp.join(work, 'iter_4.pth'))['meta']['iter'] == 4
     assert not osp.exists(osp.join(work, 'iter_2.pth'))  # removed once iter_4 was saved
+    assert not osp.exists(tmp_name)  # the killed writer's temporary file, removed at start
 
 
 def test_control_mmengine_hook_removes_the_previous_checkpoint_first(tiny_iter_config,
