@@ -37,14 +37,18 @@ class AOIDataError(ValueError):
 # ----------------------------------------------------------------------------
 # writing (atomically: aoissl_mm.utils.atomic_io)
 # ----------------------------------------------------------------------------
-def write_image(path: str, image: np.ndarray) -> None:
-    """Write an image with cv2 atomically; the format follows the extension."""
+def write_image(path: str, image: np.ndarray, durable: bool = True) -> None:
+    """Write an image with cv2 atomically; the format follows the extension.
+
+    ``durable=False`` skips the ``fsync`` (files inside a temporary tree that is
+    renamed as a whole, see :func:`aoissl_mm.utils.atomic_io.atomic_path`).
+    """
     ext = osp.splitext(path)[1] or '.png'
     ok, buf = cv2.imencode(ext, image)
     if not ok:
         raise AOIDataError(f'could not encode image for {path} (shape {image.shape}, '
                            f'dtype {image.dtype})')
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         with open(tmp, 'wb') as f:
             f.write(buf.tobytes())
 
@@ -208,13 +212,14 @@ def decode_bitmask(bits: np.ndarray, num_classes: int) -> np.ndarray:
     return ((bits[:, :, None] >> shifts) & 1).astype(np.uint8)
 
 
-def write_multilabel_mask(path: str, mask: np.ndarray) -> None:
-    """Write an H x W x C {0,1} mask as a bit-mask PNG or ``.npy`` (atomic)."""
+def write_multilabel_mask(path: str, mask: np.ndarray, durable: bool = True) -> None:
+    """Write an H x W x C {0,1} mask as a bit-mask PNG or ``.npy`` (atomic; see
+    :func:`write_image` for ``durable``)."""
     ext = osp.splitext(path)[1].lower()
     if ext == '.png':
-        write_image(path, encode_bitmask(mask))
+        write_image(path, encode_bitmask(mask), durable)
     elif ext == '.npy':
-        with atomic_path(path) as tmp:
+        with atomic_path(path, durable=durable) as tmp:
             np.save(tmp, (np.asarray(mask) > 0).astype(np.uint8), allow_pickle=False)
     else:
         raise AOIDataError(f'{path}: unknown label format {ext!r} (expected .png bit mask or .npy)')

@@ -2,15 +2,20 @@
 
 A crash (power loss, OOM kill, ``SIGKILL``) while a file is written must never
 leave a half-written file under the final name, nor damage the previous one.
-Every file the package writes for users (checkpoints, ``last_checkpoint``,
-images and masks, JSON/CSV reports, plots, manifests) goes through
-:func:`atomic_path` or the helpers built on it:
+Every single file the package writes for users (checkpoints,
+``last_checkpoint``, images and masks, JSON/CSV reports, plots, manifests) goes
+through :func:`atomic_path` or the helpers built on it. (Multi-file outputs —
+a saved retrieval memory, the synthetic benchmark, an ONNX model with external
+data — are written into a temporary folder that is renamed when complete; see
+their modules.)
 
-1. write to ``.<name>.<pid>.<8 hex>.tmp`` in the destination folder (same
+1. write to ``.<name>.<host>-<pid>.<8 hex>.tmp`` in the destination folder (same
    file system, so the rename below is atomic); :func:`atomic_path` appends
    the original extension (``.tmp.png``) so that encoders that pick the format
    from the name — cv2, faiss, numpy, matplotlib — still work;
-2. ``os.fsync`` the file (its bytes are on disk before its name is);
+2. ``os.fsync`` the file (its bytes are on disk before its name is; skipped
+   with ``durable=False`` for files inside a temporary tree that is synced and
+   renamed as a whole);
 3. ``os.replace`` it onto the final name (readers see the old file or the new
    one, never a mixture);
 4. ``fsync`` the folder (the rename itself survives a power loss).
@@ -18,34 +23,42 @@ images and masks, JSON/CSV reports, plots, manifests) goes through
 On an exception the temporary file is removed; after a ``SIGKILL`` it stays
 behind under its temporary name, never under ``<name>``, and
 :func:`remove_stale_temporaries` deletes it later (the
-``AtomicCheckpointHook`` calls it when a run starts). This module imports no
-other part of the package.
+``AtomicCheckpointHook`` calls it when a run starts), once no process of this
+host with the writer's pid exists. This module imports no other part of the
+package.
 """
 import contextlib
 import os
 import os.path as osp
 import re
+import socket
 import uuid
 from typing import IO, Any, Iterator, List
 
 __all__ = ['atomic_path', 'atomic_open', 'atomic_write_text', 'fsync_dir', 'temporary_name',
            'remove_stale_temporaries']
 
-# .<name>.<pid>.<8 hex>.tmp<ext>
-_TEMPORARY_RE = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$')
+# .<name>.<host>-<pid>.<8 hex>.tmp<ext>
+_TEMPORARY_RE = re.compile(
+    r'^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.[^.]*)?$')
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary names (no dots: the name is split there)."""
+    return re.sub(r'[^A-Za-z0-9_]', '_', socket.gethostname())[:32] or 'host'
 
 
 def temporary_name(path: str, keep_extension: bool = True) -> str:
     """The temporary file next to ``path`` that an atomic write of ``path`` uses.
 
-    ``<folder>/.<name>.<pid>.<8 hex>.tmp<ext>``: hidden, unique per writer and
-    call, ending in ``path``'s extension unless ``keep_extension`` is False
+    ``<folder>/.<name>.<host>-<pid>.<8 hex>.tmp<ext>``: hidden, unique per
+    writer and call, ending in ``path``'s extension unless ``keep_extension`` is False
     (then in ``.tmp``, so that e.g. a half-written checkpoint never ends in
     ``.pth``).
     """
     folder, name = osp.split(osp.abspath(path))
     ext = osp.splitext(name)[1] if keep_extension else ''
-    return osp.join(folder, f'.{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}')
+    return osp.join(folder, f'.{name}.{_host()}-{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}')
 
 
 def fsync_dir(folder: str) -> None:
@@ -63,12 +76,15 @@ def fsync_dir(folder: str) -> None:
 
 
 def _fsync_file(path: str) -> None:
-    with open(path, 'rb') as f:
-        os.fsync(f.fileno())
+    fd = os.open(path, os.O_RDWR)  # Windows refuses fsync on a read-only descriptor
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
-def atomic_path(path: str, keep_extension: bool = True) -> Iterator[str]:
+def atomic_path(path: str, keep_extension: bool = True, durable: bool = True) -> Iterator[str]:
     """Yield a temporary path next to ``path``; it replaces ``path`` atomically on success.
 
     For writers that take a file name (``cv2.imwrite``, ``faiss.write_index``,
@@ -80,6 +96,9 @@ def atomic_path(path: str, keep_extension: bool = True) -> Iterator[str]:
         path (str): Final file name (its folder is created if needed).
         keep_extension (bool): End the temporary name in ``path``'s extension
             (for encoders that read it). Defaults to True.
+        durable (bool): ``fsync`` the file and the folder. False for files
+            inside a temporary tree that is made durable and renamed as a whole
+            (thousands of small files). Defaults to True.
 
     Yields:
         str: The temporary file name to write.
@@ -89,13 +108,15 @@ def atomic_path(path: str, keep_extension: bool = True) -> Iterator[str]:
     tmp = temporary_name(path, keep_extension)
     try:
         yield tmp
-        _fsync_file(tmp)
+        if durable:
+            _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
 
 
 @contextlib.contextmanager
@@ -128,13 +149,14 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether a process ``pid`` exists on this host (True where that cannot be told)."""
+    if pid == os.getpid() or os.name == 'nt':  # on Windows os.kill would terminate it
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # exists, owned by someone else (PermissionError), or unknown
+    except (OSError, OverflowError):  # someone else's process (PermissionError), or unknown
         return True
     return True
 
@@ -142,9 +164,11 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temporaries(folder: str) -> List[str]:
     """Delete the temporary files that killed writers left in ``folder``.
 
-    Only names of the :func:`temporary_name` pattern whose writer process no
-    longer exists are removed; a live writer's file is kept. Sub-folders are
-    not searched.
+    Only names of the :func:`temporary_name` pattern written on this host whose
+    writer process no longer exists are removed; a live writer's file, and
+    every file written by another host (a shared work dir), is kept. Nothing is
+    removed on Windows (no safe way to test a pid there). Sub-folders are not
+    searched.
 
     Args:
         folder (str): The folder (e.g. a run's work dir). A missing one is fine.
@@ -157,7 +181,7 @@ def remove_stale_temporaries(folder: str) -> List[str]:
         return removed
     for name in sorted(os.listdir(folder)):
         m = _TEMPORARY_RE.match(name)
-        if m is None or _pid_alive(int(m.group('pid'))):
+        if m is None or m.group('host') != _host() or _pid_alive(int(m.group('pid'))):
             continue
         path = osp.join(folder, name)
         if osp.isfile(path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aoissl_mm.utils.atomic_io import (
+    _host,
     atomic_open,
     atomic_path,
     atomic_write_text,
@@ -22,7 +23,8 @@ def test_temporary_name_is_hidden_unique_and_keeps_the_extension(tmp_path):
     a, b = temporary_name(path), temporary_name(path)
     assert a != b
     assert osp.dirname(a) == str(tmp_path)
-    assert osp.basename(a).startswith(f'.mask.png.{os.getpid()}.') and a.endswith('.tmp.png')
+    assert osp.basename(a).startswith(f'.mask.png.{_host()}-{os.getpid()}.')
+    assert a.endswith('.tmp.png') and '.' not in _host()
 
 
 def test_atomic_path_writes_with_an_encoder_that_reads_the_extension(tmp_path):
@@ -61,9 +63,12 @@ def test_remove_stale_temporaries_only_removes_files_of_dead_writers(tmp_path):
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)  # the process has exited: its pid is gone (or reused)
-    stale = tmp_path / f'.iter_4.pth.{dead_pid}.0123abcd.tmp'
-    live = tmp_path / f'.iter_6.pth.{os.getpid()}.89abcdef.tmp'
-    other = [tmp_path / 'iter_2.pth', tmp_path / '.hidden.tmp', tmp_path / 'x.1.0123abcd.tmp']
+    host = _host()
+    stale = tmp_path / f'.iter_4.pth.{host}-{dead_pid}.0123abcd.tmp'
+    live = tmp_path / f'.iter_6.pth.{host}-{os.getpid()}.89abcdef.tmp'
+    other = [tmp_path / 'iter_2.pth', tmp_path / '.hidden.tmp', tmp_path / 'x.1.0123abcd.tmp',
+             tmp_path / f'.iter_8.pth.otherhost-{dead_pid}.0123abcd.tmp',  # a shared work dir
+             tmp_path / f'.iter_9.pth.{host}-{10 ** 30}.0123abcd.tmp']  # no such pid type
     for p in [stale, live, *other]:
         p.write_bytes(b'x')
     removed = remove_stale_temporaries(str(tmp_path))
