@@ -107,6 +107,11 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             (chunk, k, p², C) value tensor). Defaults to 2048.
         random_backbone (bool): The backbone is deliberately random (a
             baseline): ``tools/test.py`` then runs without a checkpoint.
+        checkpoint_prefix (str): Where the backbone lies in a checkpoint
+            given to ``tools/test.py`` / ``tools/memory.py``. Defaults to
+            ``'backbone.'`` (MAE, a fine-tuned model, DINO's / iBOT's
+            student); ``'teacher.backbone.'`` takes DINO's / iBOT's EMA
+            teacher, the network DINO evaluates.
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` config.
         test_cfg (dict, optional): ``mode='whole'`` or ``'slide'`` (with
             ``crop_size``/``stride``), as mmseg's.
@@ -130,6 +135,7 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
                  memory_sampling: OptConfigType = None,
                  query_chunk: int = 2048,
                  random_backbone: bool = False,
+                 checkpoint_prefix: str = 'backbone.',
                  data_preprocessor: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  train_cfg: OptConfigType = None,
@@ -186,6 +192,10 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             raise ValueError(f"'query_chunk' must be > 0, got {query_chunk}")
         self.query_chunk = int(query_chunk)
         self.random_backbone = bool(random_backbone)
+        if not isinstance(checkpoint_prefix, str) or not checkpoint_prefix.endswith('.'):
+            raise ValueError("'checkpoint_prefix' must be a key prefix ending in '.', e.g. "
+                             f"'backbone.' or 'teacher.backbone.', got {checkpoint_prefix!r}")
+        self.checkpoint_prefix = checkpoint_prefix
         self.test_cfg = test_cfg if test_cfg is not None else dict(mode='whole')
         self.train_cfg = train_cfg
         self.memory: Optional[PatchMemory] = None
@@ -205,26 +215,38 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
 
     def filter_checkpoint_state(self, state: Dict[str, Tensor],
                                 source: str) -> Dict[str, Tensor]:
-        """Keep a checkpoint's ``backbone.`` tensors (SSL, fine-tuned or bare backbone).
+        """Keep a checkpoint's backbone tensors (SSL, fine-tuned or bare backbone).
 
         Args:
             state (dict): The checkpoint's state dict.
             source (str): Its file or URL, for messages.
 
         Returns:
-            dict: ``backbone.*`` tensors; the other keys (an SSL decoder, a
-            teacher, a decode head) are dropped with a log line. A state dict
-            without any ``backbone.`` key is taken as a bare backbone.
+            dict: The tensors under ``checkpoint_prefix``, renamed to
+            ``backbone.*``; the other keys (an SSL decoder, a teacher or
+            student, a decode head) are dropped with a log line. With the
+            default prefix, a state dict without any ``backbone.`` key is
+            taken as a bare backbone.
+
+        Raises:
+            ValueError: A non-default ``checkpoint_prefix`` that no key has
+                (the message lists the prefixes the checkpoint has).
         """
-        kept = {k: v for k, v in state.items() if k.startswith('backbone.')}
-        if not kept:
+        prefix = self.checkpoint_prefix
+        kept = {'backbone.' + k[len(prefix):]: v for k, v in state.items()
+                if k.startswith(prefix)}
+        if not kept and prefix == 'backbone.':
             kept = {f'backbone.{k}': v for k, v in state.items()}
-        dropped = sorted({k.split('.')[0] for k in state if not k.startswith('backbone.')}
+        elif not kept:
+            heads = sorted({'.'.join(k.split('.')[:2]) + '.' for k in state})
+            raise ValueError(f"{source}: no key starts with checkpoint_prefix={prefix!r}; its keys "
+                           f'start with {", ".join(heads[:8])}')
+        dropped = sorted({k.split('.')[0] for k in state if not k.startswith(prefix)}
                          ) if len(kept) < len(state) else []
         if dropped:
-            print_log(f'RetrievalSegmentor: using the backbone of {source}; ignoring its '
-                      f'{len(state) - len(kept)} other tensors (under {", ".join(dropped)})',
-                      logger='current', level=logging.INFO)
+            print_log(f'RetrievalSegmentor: using the backbone under {prefix!r} of {source}; '
+                      f'ignoring its {len(state) - len(kept)} other tensors (under '
+                      f'{", ".join(dropped)})', logger='current', level=logging.INFO)
         return kept
 
     # ------------------------------------------------------------ features

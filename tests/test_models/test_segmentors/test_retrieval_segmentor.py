@@ -231,3 +231,31 @@ def test_checkpoint_backbone_is_taken_from_ssl_checkpoint(seg_scope):
     assert set(kept) == {k for k in state if k.startswith('backbone.')}
     bare = model.filter_checkpoint_state(dict(model.backbone.state_dict()), 'bare.pth')
     assert set(bare) == set(model.state_dict())
+
+
+def test_checkpoint_prefix_takes_the_dino_teacher(seg_scope):
+    """A DINO/iBOT checkpoint holds the student (backbone.) and the EMA teacher
+    (teacher.backbone.): checkpoint_prefix picks which one is loaded."""
+    model = _model(checkpoint_prefix='teacher.backbone.')
+    own = model.backbone.state_dict()
+    state = {f'backbone.{k}': torch.zeros_like(v) for k, v in own.items()}
+    state.update({f'teacher.backbone.{k}': torch.full_like(v, 2.0) for k, v in own.items()})
+    state['teacher.head.last_layer.weight'] = torch.zeros(3, 3)
+    kept = model.filter_checkpoint_state(state, 'dino.pth')
+    assert set(kept) == {f'backbone.{k}' for k in own}
+    assert all(bool((v == 2.0).all()) for v in kept.values())
+    model.load_state_dict(kept, strict=True)
+    assert bool((model.backbone.cls_token == 2.0).all())
+    # the default prefix takes the student
+    student = _model().filter_checkpoint_state(state, 'dino.pth')
+    assert all(bool((v == 0.0).all()) for v in student.values())
+
+
+def test_checkpoint_prefix_missing_or_malformed_is_an_error(seg_scope):
+    model = _model(checkpoint_prefix='teacher.backbone.')
+    state = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
+    with pytest.raises(ValueError, match="mae.pth: no key starts with checkpoint_prefix="
+                                         "'teacher.backbone.'.*backbone.cls_token"):
+        model.filter_checkpoint_state(state, 'mae.pth')
+    with pytest.raises(ValueError, match="'checkpoint_prefix' must be a key prefix ending"):
+        _model(checkpoint_prefix='teacher')
