@@ -223,7 +223,9 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
 
         Returns:
             dict: The tensors under ``checkpoint_prefix``, renamed to
-            ``backbone.*``; the other keys (an SSL decoder, a teacher or
+            ``backbone.*`` and passed through the backbone's
+            ``convert_checkpoint`` when it has one (``AOIViT`` resizes a
+            position table of another grid); the other keys (an SSL decoder, a teacher or
             student, a decode head) are dropped with a log line. With the
             default prefix, a state dict without any ``backbone.`` key is
             taken as a bare backbone.
@@ -241,6 +243,10 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             heads = sorted({'.'.join(k.split('.')[:2]) + '.' for k in state})
             raise ValueError(f"{source}: no key starts with checkpoint_prefix={prefix!r}; its keys "
                            f'start with {", ".join(heads[:8])}')
+        convert = getattr(self.backbone, 'convert_checkpoint', None)
+        if convert is not None:  # e.g. an iBOT encoder's 224 position table on a 512 model
+            bare = convert({k[len('backbone.'):]: v for k, v in kept.items()})
+            kept = {f'backbone.{k}': v for k, v in bare.items()}
         dropped = sorted({k.split('.')[0] for k in state if not k.startswith(prefix)}
                          ) if len(kept) < len(state) else []
         if dropped:

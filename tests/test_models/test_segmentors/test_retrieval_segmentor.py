@@ -251,6 +251,27 @@ def test_checkpoint_prefix_takes_the_dino_teacher(seg_scope):
     assert all(bool((v == 0.0).all()) for v in student.values())
 
 
+def test_checkpoint_of_another_grid_gets_its_position_table_resized(seg_scope):
+    """An iBOT encoder trained at 224 (14 x 14 grid) on a retrieval model of 64 px
+    (4 x 4): the patch part of pos_embed is resized bicubically, the CLS slot kept;
+    reference: torch's own bicubic resize of the 14 x 14 table."""
+    model = _model(checkpoint_prefix='teacher.backbone.')
+    own = model.backbone.state_dict()
+    dim = own['pos_embed'].shape[-1]
+    side = 64 // P
+    table = torch.randn(1, 1 + 14 * 14, dim)
+    state = {f'teacher.backbone.{k}': v.clone() for k, v in own.items()}
+    state['teacher.backbone.pos_embed'] = table
+    kept = model.filter_checkpoint_state(state, 'ibot.pth')
+    grid = table[:, 1:].reshape(1, 14, 14, dim).permute(0, 3, 1, 2)
+    expected = torch.nn.functional.interpolate(grid, size=(side, side), mode='bicubic',
+                                               align_corners=False)
+    expected = torch.cat([table[:, :1], expected.permute(0, 2, 3, 1).reshape(1, -1, dim)], 1)
+    assert kept['backbone.pos_embed'].shape == own['pos_embed'].shape
+    torch.testing.assert_close(kept['backbone.pos_embed'], expected)
+    model.load_state_dict(kept, strict=True)
+
+
 def test_checkpoint_prefix_missing_or_malformed_is_an_error(seg_scope):
     model = _model(checkpoint_prefix='teacher.backbone.')
     state = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
