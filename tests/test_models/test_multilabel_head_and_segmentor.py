@@ -150,6 +150,9 @@ def test_head_rejects_bad_config():
         MODELS.build(head_cfg(loss_decode=dict(type='CrossEntropyLoss')))
     with pytest.raises(ValueError, match='pool_type'):
         MODELS.build(head_cfg(pool_type='avg'))
+    with pytest.raises(ValueError, match="last .width. axis.*MultiLabelBCELoss"):
+        MODELS.build(head_cfg(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True,
+                                               class_weight=[1.0, 1.0, 5.0, 1.0])))
     with pytest.raises(ValueError, match='class_names'):
         MODELS.build(head_cfg(class_names=['a', 'b']))
 

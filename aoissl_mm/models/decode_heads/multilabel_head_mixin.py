@@ -57,6 +57,13 @@ class MultiLabelHeadMixin:
                     and not cfg.get('use_sigmoid', False):
                 raise ValueError("'loss_decode': CrossEntropyLoss must set use_sigmoid=True for "
                                  f'multi-label targets, got {cfg}')
+            if cfg.get('type') in ('CrossEntropyLoss', 'mmseg.CrossEntropyLoss') \
+                    and cfg.get('class_weight') is not None:
+                raise ValueError(
+                    "'loss_decode': CrossEntropyLoss(use_sigmoid=True) passes 'class_weight' to "
+                    "BCE as pos_weight, which broadcasts over the last (width) axis of (N, C, H, "
+                    "W) logits, not over classes; use dict(type='MultiLabelBCELoss', "
+                    f'class_weight=[...]) for per-class positive weights, got {cfg}')
         if class_names is not None:
             class_names = tuple(class_names)
             if len(class_names) != num_classes or not all(

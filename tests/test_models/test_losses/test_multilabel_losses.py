@@ -36,6 +36,35 @@ def test_bce_reuse_hand_computed():
     assert value.item() == pytest.approx(1.098051, abs=1e-5)
 
 
+def test_weighted_bce_hand_computed():
+    """MultiLabelBCELoss weighs the positives of each class by its class_weight.
+
+    logits (1, 2, 1, 2): class 0 [0, 2], targets [1, 0]; class 1 [-1, 0.5], targets [255, 1].
+    Class 0 weight 1: BCE(0,1) = ln2 = 0.693147, BCE(2,0) = ln(1+e^2) = 2.126928.
+    Class 1 weight 4: 4 * BCE(0.5,1) = 4 * ln(1+e^-0.5) = 4 * 0.474077 = 1.896308.
+    Mean over the 3 valid elements: 4.716383 / 3 = 1.572128.
+    """
+    loss = MODELS.build(dict(type='MultiLabelBCELoss', class_weight=[1.0, 4.0]))
+    logits = torch.tensor([[[[0.0, 2.0]], [[-1.0, 0.5]]]])
+    target = torch.tensor([[[[1, 0]], [[255, 1]]]], dtype=torch.uint8)
+    assert loss(logits, target, ignore_index=255).item() == pytest.approx(1.572128, abs=1e-5)
+    # without weights it is mmseg's sigmoid BCE (test_bce_reuse_hand_computed: 1.098051)
+    plain = MODELS.build(dict(type='MultiLabelBCELoss'))
+    assert plain(logits, target, ignore_index=255).item() == pytest.approx(1.098051, abs=1e-5)
+    # the weight follows the class axis, whatever the width: a (1, 2, 3, 5) brute force
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 5)
+    t = (torch.rand(1, 2, 3, 5) > 0.5).to(torch.uint8)
+    p = torch.sigmoid(x)
+    w = torch.tensor([1.0, 4.0]).view(1, 2, 1, 1)
+    brute = -(w * t * torch.log(p) + (1 - t) * torch.log(1 - p)).mean()
+    assert loss(x, t, ignore_index=255).item() == pytest.approx(brute.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="'class_weight' has 2 values for 3 classes"):
+        loss(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
+    with pytest.raises(ValueError, match='positive weights'):
+        MODELS.build(dict(type='MultiLabelBCELoss', class_weight=[1.0, 0.0]))
+
+
 def test_dice_hand_computed():
     logits, target = _hand_example()
     smp_like = MODELS.build(dict(type='MultiLabelDiceLoss'))
