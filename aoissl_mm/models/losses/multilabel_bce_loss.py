@@ -57,7 +57,11 @@ class MultiLabelBCELoss(CrossEntropyLoss):
                 ignore_index: int = 255,
                 **kwargs) -> Tensor:
         """The weighted BCE of (N, C, H, W) logits against multi-hot targets."""
-        if cls_score.dim() < 2 or cls_score.shape != label.shape:
+        # a single-class head hands (N, H, W) targets, which mmseg's BCE expects for (N, 1, H, W)
+        single = cls_score.dim() >= 2 and cls_score.shape[1] == 1 and \
+            label.dim() == cls_score.dim() - 1
+        expected = cls_score.shape[:1] + cls_score.shape[2:] if single else cls_score.shape
+        if cls_score.dim() < 2 or label.shape != expected:
             raise ValueError(f'MultiLabelBCELoss: logits and multi-hot targets must have the '
                              f'same (N, C, ...) shape, got {tuple(cls_score.shape)} and '
                              f'{tuple(label.shape)}')
@@ -67,8 +71,9 @@ class MultiLabelBCELoss(CrossEntropyLoss):
                 raise ValueError(f"MultiLabelBCELoss: 'class_weight' has {len(self.pos_weight)} "
                                  f'values for {cls_score.shape[1]} classes')
             pos_weight = torch.tensor(self.pos_weight, dtype=cls_score.dtype,
-                                      device=cls_score.device).view(
-                                          -1, *([1] * (cls_score.dim() - 2)))
+                                      device=cls_score.device)
+            if not single:
+                pos_weight = pos_weight.view(-1, *([1] * (cls_score.dim() - 2)))
         reduction = reduction_override or self.reduction
         return self.loss_weight * binary_cross_entropy(
             cls_score, label, weight, class_weight=pos_weight, reduction=reduction,

@@ -235,18 +235,17 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
                 (the message lists the prefixes the checkpoint has).
         """
         prefix = self.checkpoint_prefix
-        kept = {'backbone.' + k[len(prefix):]: v for k, v in state.items()
-                if k.startswith(prefix)}
-        if not kept and prefix == 'backbone.':
-            kept = {f'backbone.{k}': v for k, v in state.items()}
-        elif not kept:
+        bare = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not bare and prefix == 'backbone.':
+            bare = dict(state)
+        elif not bare:
             heads = sorted({'.'.join(k.split('.')[:2]) + '.' for k in state})
             raise ValueError(f"{source}: no key starts with checkpoint_prefix={prefix!r}; its keys "
-                           f'start with {", ".join(heads[:8])}')
+                             f'start with {", ".join(heads[:8])}')
         convert = getattr(self.backbone, 'convert_checkpoint', None)
         if convert is not None:  # e.g. an iBOT encoder's 224 position table on a 512 model
-            bare = convert({k[len('backbone.'):]: v for k, v in kept.items()})
-            kept = {f'backbone.{k}': v for k, v in bare.items()}
+            bare = convert(bare)
+        kept = {f'backbone.{k}': v for k, v in bare.items()}
         dropped = sorted({k.split('.')[0] for k in state if not k.startswith(prefix)}
                          ) if len(kept) < len(state) else []
         if dropped:

@@ -63,6 +63,10 @@ def test_weighted_bce_hand_computed():
         loss(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2, dtype=torch.uint8))
     with pytest.raises(ValueError, match='positive weights'):
         MODELS.build(dict(type='MultiLabelBCELoss', class_weight=[1.0, 0.0]))
+    # a single-class head passes (N, H, W) targets: class 1 alone, weight 4 -> 1.896308 / 1
+    single = MODELS.build(dict(type='MultiLabelBCELoss', class_weight=[4.0]))
+    assert single(logits[:, 1:], target[:, 1], ignore_index=255).item() == pytest.approx(
+        1.896308, abs=1e-5)
 
 
 def test_dice_hand_computed():
