@@ -54,7 +54,7 @@ def plot_learning_curves(work_dir: str, out: Optional[str] = None) -> str:
     axes[0].plot(it, [r['loss'] for r in data['train']])
     axes[0].set(title='training loss', xlabel='iteration', yscale='log')
     axes[1].plot(it, [r['lr'] for r in data['train']])
-    axes[1].set(title='learning rate', xlabel='iteration')
+    axes[1].set(title='learning rate (head group)', xlabel='iteration')
     if data['val']:
         vit = [r['step'] for r in data['val']]
         axes[2].plot(vit, [r['mIoU'] for r in data['val']], 'k-o', label='mIoU')

@@ -26,7 +26,10 @@ randomness = dict(seed=0)
 # switch optim_wrapper to AmpOptimWrapper automatically when CUDA is present
 amp_if_cuda = True
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
+    # the ETA is the time left in a TimeBudgetHook's budget when there is one
+    timer=dict(type='BudgetIterTimerHook'),
+    # `lr` in the log / plots = the LR the iteration used, of the head (largest) group
+    runtime_info=dict(type='HeadLRRuntimeInfoHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # save first, then remove old ones; atomic files (aoissl_mm.compat); no run left without one

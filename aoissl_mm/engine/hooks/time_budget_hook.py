@@ -25,13 +25,20 @@ class TimeBudgetHook(Hook):
     every iteration, sets each parameter group's learning rate from the
     elapsed share ``s = t / budget``::
 
-        s < w:   lr = base * (s / w)                              (linear warm-up)
+        s < w:   lr = base * (f0 + (1 - f0) * s / w)             (linear warm-up)
         s >= w:  lr = min_lr + (base - min_lr) * (1 + cos(pi * (s - w) / (1 - w))) / 2
 
     where ``base`` is the group's own initial learning rate (so layer-wise
-    decay is kept). When ``s >= 1`` training stops, so every run ends
-    annealed. Time spent in validation is not counted. The elapsed time is
-    stored in the message hub and therefore survives ``--resume``.
+    decay is kept) and ``f0`` the warm-up's start factor (1e-3, as the
+    ``LinearLR`` of the fixed-iteration twins, so the first iteration does not
+    run at LR 0). When ``s >= 1`` training stops, so every run ends annealed.
+    **Time spent in validation is not counted**: a run lasts the budget plus
+    its validations (the log says how long they took). The elapsed time is
+    stored in the message hub and therefore survives ``--resume``. The
+    remaining budget is published as :attr:`remaining_s`, which
+    :class:`BudgetIterTimerHook` logs as the ETA (the ``max_iters`` of a
+    budgeted config is only an upper bound, so mmengine's ETA would read
+    "266 days").
 
     Use it with ``IterBasedTrainLoop`` (``max_iters`` is then only an upper
     bound) and no learning-rate ``param_scheduler``.
@@ -42,6 +49,8 @@ class TimeBudgetHook(Hook):
         warmup_share (float): Share of the budget spent warming up. Defaults to
             0.05 (5 of 100 epochs, spec §7.3).
         min_lr (float): Final learning rate. Defaults to 5e-7.
+        warmup_start_factor (float): LR factor at the start of the warm-up,
+            in (0, 1]. Defaults to 1e-3.
     """
 
     priority = 'HIGH'
@@ -50,7 +59,8 @@ class TimeBudgetHook(Hook):
                  budget_s: Optional[float] = None,
                  budget_h: Optional[float] = None,
                  warmup_share: float = 0.05,
-                 min_lr: float = 5e-7) -> None:
+                 min_lr: float = 5e-7,
+                 warmup_start_factor: float = 1e-3) -> None:
         if (budget_s is None) == (budget_h is None):
             raise ValueError('TimeBudgetHook: give exactly one of budget_s or budget_h')
         self.budget_s = float(budget_s if budget_s is not None else budget_h * 3600.0)
@@ -58,8 +68,14 @@ class TimeBudgetHook(Hook):
             raise ValueError(f'TimeBudgetHook: the budget must be > 0 s, got {self.budget_s}')
         if not 0.0 <= warmup_share < 1.0:
             raise ValueError(f'TimeBudgetHook: warmup_share must be in [0, 1), got {warmup_share}')
+        if not 0.0 < warmup_start_factor <= 1.0:
+            raise ValueError('TimeBudgetHook: warmup_start_factor must be in (0, 1], got '
+                             f'{warmup_start_factor}')
         self.warmup_share = warmup_share
         self.min_lr = min_lr
+        self.warmup_start_factor = float(warmup_start_factor)
+        self._val_s = 0.0
+        self._val_tic: Optional[float] = None
         self._elapsed = 0.0
         self._tic: Optional[float] = None
         self._last_share = 0.0
@@ -70,7 +86,8 @@ class TimeBudgetHook(Hook):
         share = min(max(share, 0.0), 1.0)
         w = self.warmup_share
         if w > 0 and share < w:
-            return base_lr * share / w
+            f0 = self.warmup_start_factor
+            return base_lr * (f0 + (1.0 - f0) * share / w)
         progress = (share - w) / (1.0 - w)
         return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -84,6 +101,12 @@ class TimeBudgetHook(Hook):
             broadcast(value, src=0)
             share = float(value.item())
         return share
+
+    @property
+    def remaining_s(self) -> float:
+        """Training seconds left in the budget (validation excluded), >= 0."""
+        running = time.perf_counter() - self._tic if self._tic is not None else 0.0
+        return max(self.budget_s - self._elapsed - running, 0.0)
 
     def _optimizers(self, runner):
         wrapper = runner.optim_wrapper
@@ -99,8 +122,8 @@ class TimeBudgetHook(Hook):
                 group.setdefault('initial_lr', group['lr'])
         runner.logger.info(
             f'TimeBudgetHook: budget {self.budget_s / 3600:.3f} h '
-            f'({self.budget_s:.0f} s), warm-up share {self.warmup_share}, '
-            f'{self._elapsed:.0f} s already spent')
+            f'({self.budget_s:.0f} s) of training time, warm-up share {self.warmup_share}, '
+            f'{self._elapsed:.0f} s already spent; validation is not counted in the budget')
         self._tic = time.perf_counter()
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
@@ -129,9 +152,17 @@ class TimeBudgetHook(Hook):
 
     def before_val(self, runner) -> None:
         self._pause()
+        self._val_tic = time.perf_counter()
 
     def after_val(self, runner) -> None:
-        self._tic = time.perf_counter()
+        now = time.perf_counter()
+        if self._val_tic is not None:
+            took = now - self._val_tic
+            self._val_s += took
+            runner.logger.info(f'TimeBudgetHook: validation took {took:.0f} s (not counted in '
+                               f'the budget; {self._val_s:.0f} s of validation so far)')
+            self._val_tic = None
+        self._tic = now
 
     def after_train(self, runner) -> None:
         """After a budget stop: validate the final (annealed) model and save it.
