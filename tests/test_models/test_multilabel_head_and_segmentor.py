@@ -411,3 +411,29 @@ def test_end_to_end_loss_and_predict_with_padding():
     assert pred.dtype == torch.uint8 and set(pred.unique().tolist()) <= {0, 1}
     assert torch.allclose(probs, torch.sigmoid(ref_logits), atol=1e-6)
     assert torch.equal(pred, (torch.sigmoid(ref_logits) >= 0.5).to(torch.uint8))
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+def test_vit_window_not_multiple_of_patch_is_padded_with_black_and_cropped_back(mode):
+    """ViT-Tiny needs multiples of 16; the data preprocessor pads only training batches."""
+    torch.manual_seed(0)
+    test_cfg = dict(mode='whole') if mode == 'whole' else \
+        dict(mode='slide', crop_size=(64, 64), stride=(48, 48))
+    model = MODELS.build(model_cfg(
+        backbone=dict(type='AOIViT', arch='tiny', img_size=32, out_indices=(2, 3, 4, 5)),
+        decode_head=head_cfg(in_channels=[384] * 4), test_cfg=test_cfg)).eval()
+    assert model.window_divisor == 16
+    inputs = torch.randn(2, 2, 40, 45)  # smaller than the slide window too
+    meta = dict(ori_shape=(40, 45), img_shape=(40, 45), pad_shape=(40, 45),
+                padding_size=[0, 0, 0, 0])
+    with pytest.raises(ValueError, match='multiple of the patch'):
+        model.encode_decode(inputs, [dict(meta)] * 2)  # what failed before
+    with torch.no_grad():
+        scores = model.inference(inputs, [dict(meta) for _ in range(2)])
+        # independent reference: pad by hand with raw 0 normalised by the config's mean/std
+        black = torch.tensor([-45.42 / 56.7, -59.82 / 69.03]).view(1, 2, 1, 1)
+        padded = black.expand(2, 2, 48, 48).clone()
+        padded[:, :, :40, :45] = inputs
+        ref = model.encode_decode(padded, [dict(meta, img_shape=(48, 48))] * 2).sigmoid()
+    assert scores.shape == (2, 4, 40, 45)
+    assert torch.allclose(scores, ref[:, :, :40, :45], atol=1e-6)

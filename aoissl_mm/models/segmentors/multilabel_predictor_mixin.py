@@ -23,6 +23,12 @@ class MultiLabelPredictorMixin:
     model treat every multi-label segmentor alike. ``strict_threshold``
     selects ``score > threshold`` (retrieval, spec §8.2) instead of
     ``score >= threshold`` (sigmoid probabilities, spec §7.2).
+
+    A window whose height or width is not a multiple of
+    :attr:`window_divisor` (ViT: its patch) is padded bottom/right with
+    black (raw 0 after the data preprocessor's normalisation, the value the
+    black borders of AOI images have), scored, and cropped back, in whole
+    and slide mode alike: the data preprocessor pads only training batches.
     """
 
     strict_threshold: bool = False
@@ -30,6 +36,44 @@ class MultiLabelPredictorMixin:
     def window_scores(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Per-class scores in [0, 1], float32 (N, C, H, W), of one input window."""
         raise NotImplementedError
+
+    @property
+    def window_divisor(self) -> int:
+        """int: Window sides must be multiples of this: the backbone's ``patch_size``, else 1."""
+        patch = getattr(getattr(self, 'backbone', None), 'patch_size', None)
+        if isinstance(patch, (tuple, list)):
+            patch = max(patch)
+        return int(patch) if isinstance(patch, int) and patch > 0 else 1
+
+    def black_value(self, inputs: Tensor) -> Tensor:
+        """What raw 0 (a black pixel) becomes after the data preprocessor, (1, C, 1, 1)."""
+        pre = getattr(self, 'data_preprocessor', None)
+        channels = inputs.shape[1]
+        if getattr(pre, '_enable_normalize', False):
+            mean = pre.mean.to(inputs).view(1, -1, 1, 1)
+            std = pre.std.to(inputs).view(1, -1, 1, 1)
+            return (-mean / std)[:, :channels]
+        return inputs.new_zeros(1, channels, 1, 1)
+
+    def pad_to_multiple(self, inputs: Tensor, divisor: int) -> Tensor:
+        """Pad ``inputs`` (N, C, H, W) bottom/right with black to multiples of ``divisor``."""
+        height, width = inputs.shape[-2:]
+        pad_h, pad_w = (-height) % divisor, (-width) % divisor
+        if not (pad_h or pad_w):
+            return inputs
+        out = self.black_value(inputs).expand(inputs.shape[0], -1, height + pad_h,
+                                              width + pad_w).clone()
+        out[:, :, :height, :width] = inputs
+        return out
+
+    def divisible_window_scores(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """:meth:`window_scores` of ``inputs`` padded to :attr:`window_divisor`, cropped back."""
+        height, width = inputs.shape[-2:]
+        padded = self.pad_to_multiple(inputs, self.window_divisor)
+        if padded is inputs:
+            return self.window_scores(inputs, batch_img_metas)
+        metas = [dict(meta, img_shape=tuple(padded.shape[2:])) for meta in batch_img_metas]
+        return self.window_scores(padded, metas)[:, :, :height, :width]
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Per-class scores with ``'whole'`` or ``'slide'`` inference.
@@ -48,7 +92,7 @@ class MultiLabelPredictorMixin:
         if mode == 'slide':
             return self.slide_inference(inputs, batch_img_metas)
         if mode == 'whole':
-            return self.window_scores(inputs, batch_img_metas)
+            return self.divisible_window_scores(inputs, batch_img_metas)
         raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
 
     def _slide_grid(self) -> Tuple[Tuple[int, int], Tuple[int, int]]:
@@ -89,7 +133,8 @@ class MultiLabelPredictorMixin:
                 x1 = max(x2 - w_crop, 0)
                 crop = inputs[:, :, y1:y2, x1:x2]
                 batch_img_metas[0]['img_shape'] = crop.shape[2:]
-                score_sum[:, :, y1:y2, x1:x2] += self.window_scores(crop, batch_img_metas)
+                score_sum[:, :, y1:y2, x1:x2] += self.divisible_window_scores(
+                    crop, batch_img_metas)
                 count[:, :, y1:y2, x1:x2] += 1
         if bool((count == 0).any()):
             raise RuntimeError('slide_inference left pixels uncovered; check test_cfg.stride '

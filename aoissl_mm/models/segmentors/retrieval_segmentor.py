@@ -257,25 +257,7 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
     # ------------------------------------------------------------ features
     def _pad_to_patch(self, inputs: Tensor) -> Tensor:
         """Pad (bottom/right) to a multiple of the patch with the normalised black value."""
-        height, width = inputs.shape[-2:]
-        p = self.patch_size
-        pad_h, pad_w = (-height) % p, (-width) % p
-        if not (pad_h or pad_w):
-            return inputs
-        black = self._black_value(inputs)
-        out = black.expand(inputs.shape[0], -1, height + pad_h, width + pad_w).clone()
-        out[:, :, :height, :width] = inputs
-        return out
-
-    def _black_value(self, inputs: Tensor) -> Tensor:
-        """What raw 0 (a black pixel) becomes after the data preprocessor, (1, C, 1, 1)."""
-        pre = self.data_preprocessor
-        channels = inputs.shape[1]
-        if getattr(pre, '_enable_normalize', False):
-            mean = pre.mean.to(inputs).view(1, -1, 1, 1)
-            std = pre.std.to(inputs).view(1, -1, 1, 1)
-            return (-mean / std)[:, :channels]
-        return inputs.new_zeros(1, channels, 1, 1)
+        return self.pad_to_multiple(inputs, self.patch_size)
 
     @torch.no_grad()
     def extract_feat(self, inputs: Tensor) -> Tensor:
