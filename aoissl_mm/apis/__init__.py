@@ -8,8 +8,10 @@ from .retrieval_memory import (
     memory_dataloader_cfg,
 )
 from .retrieval_tuning import extract_tuning_data, tune_retrieval
+from .threshold_tuning import default_threshold_grid, threshold_counts, tune_thresholds
 
 __all__ = [
-    'AOIInferencer', 'add_to_memory', 'build_memory', 'describe_memory', 'extract_tuning_data',
-    'init_retrieval_model', 'memory_dataloader_cfg', 'tune_retrieval'
+    'AOIInferencer', 'add_to_memory', 'build_memory', 'default_threshold_grid', 'describe_memory',
+    'extract_tuning_data', 'init_retrieval_model', 'memory_dataloader_cfg', 'threshold_counts',
+    'tune_retrieval', 'tune_thresholds'
 ]
