@@ -43,6 +43,8 @@ def test_lr_formula_hand_computed():
     (dict(budget_s=1, budget_h=1), 'exactly one'),
     (dict(budget_s=0), '> 0'),
     (dict(budget_s=10, warmup_share=1.0), 'warmup_share'),
+    (dict(budget_s=10, warmup_start_factor=0.0), 'warmup_start_factor'),
+    (dict(budget_s=10, warmup_start_factor=1.5), 'warmup_start_factor'),
 ])
 def test_bad_arguments(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
