@@ -39,7 +39,7 @@ def model_divisor(model: torch.nn.Module) -> int:
     values = [getattr(pre, 'size_divisor', None),
               (getattr(pre, 'test_cfg', None) or {}).get('size_divisor'),
               getattr(model, 'patch_size', None),
-              getattr(getattr(model, 'backbone', None), 'patch_size', None)]
+              getattr(model, 'window_divisor', None)]  # the segmentors' backbone patch
     divisor = 1
     for v in values:
         if isinstance(v, (tuple, list)):

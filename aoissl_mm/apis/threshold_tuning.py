@@ -9,7 +9,6 @@ each threshold would score, without a second forward pass.
 """
 import csv
 import io
-import json
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..utils.atomic_io import atomic_path, atomic_write_text
+from ..utils.retrieval_tuning_report import write_json
 from ..utils.runner_setup import check_dataset_classes, load_config
 
 __all__ = ['default_threshold_grid', 'threshold_counts', 'tune_thresholds']
@@ -187,7 +187,7 @@ def tune_thresholds(config: str,
                    iou_at_config={c: round(100 * v, 2) for c, v in zip(classes, at_current)},
                    cfg_options=f"model.threshold=[{','.join(f'{t:g}' for t in chosen)}]",
                    infer_option=f"--thresholds {','.join(f'{t:g}' for t in chosen)}")
-    atomic_write_text(os.path.join(out_dir, 'best.json'), json.dumps(payload, indent=2))
+    write_json(os.path.join(out_dir, 'best.json'), payload)  # NaN (class absent) as null
     _plot(os.path.join(out_dir, 'thresholds.png'), thresholds, iou, classes, chosen, current)
     rows = [f"{'class':<10}{'threshold':>10}{'IoU %':>9}{'at config':>11}"]
     for i, c in enumerate(classes):
