@@ -61,8 +61,18 @@ class FaissIndex(SearchIndex):
     IVF indexes are created at :meth:`train` time (the default ``nlist`` is
     ``4 * sqrt(N)``, at most ``N / 39`` so that k-means has 39 points per
     list, and never more than ``N``) and trained on the CPU, then moved to
-    the GPUs. NOT verified on a GPU machine yet: the GPU paths follow the
-    faiss tutorials but have only run on CPU.
+    the GPUs.
+
+    On several GPUs the keys are sharded. IVF indexes use faiss's own
+    sharding (``index_cpu_to_gpu_multiple`` with ``shard=True``: an
+    ``IndexShards`` that numbers added keys itself). A flat index does not:
+    faiss shards it with ``successive_ids``, which accepts a single ``add``
+    into an empty index, while a memory grows batch by batch. So each GPU
+    holds an ``IndexIDMap`` around its ``GpuIndexFlat``, under an
+    ``IndexShards`` without successive ids, and :meth:`cpu_index` puts the
+    keys back in id order itself. Tested against an emulation of faiss-gpu's
+    cloner rules on CPU indexes (``tests/.../test_search_index.py``); not yet
+    run on a GPU machine.
     """
 
     def __init__(self, dim: int, index_type: str = 'flat', fp16: bool = False,
@@ -85,6 +95,8 @@ class FaissIndex(SearchIndex):
     def _place(self, cpu_index: 'faiss.Index') -> None:
         if self.gpus == 0:
             self._index = cpu_index
+        elif self.index_type == 'flat' and self.gpus > 1:
+            self._index = self._flat_gpu_shards(cpu_index)
         elif isinstance(cpu_index, faiss.IndexScalarQuantizer):  # GPU has no flat SQ: fp16 flat
             self._index = self._to_gpu(faiss.IndexFlatIP(self.dim))
             for start in range(0, cpu_index.ntotal, 1 << 20):
@@ -101,11 +113,37 @@ class FaissIndex(SearchIndex):
         return faiss.index_cpu_to_gpu_multiple_py(_gpu_resources(self.gpus), cpu_index,
                                                   co=options)
 
+    def _flat_gpu_shards(self, cpu_index: 'faiss.Index') -> 'faiss.Index':
+        """Flat keys spread over the GPUs, growable by ``add`` (see the class docstring)."""
+        shards = faiss.IndexShards(self.dim, True, False)  # threaded; ids given by ``add``
+        options = faiss.GpuClonerOptions()
+        options.useFloat16 = self.fp16
+        for device, resources in enumerate(_gpu_resources(self.gpus)):
+            gpu = faiss.index_cpu_to_gpu(resources, device, faiss.IndexFlatIP(self.dim), options)
+            shards.add_shard(faiss.IndexIDMap(gpu))
+        for start in range(0, cpu_index.ntotal, 1 << 20):
+            shards.add(cpu_index.reconstruct_n(start, min(1 << 20, cpu_index.ntotal - start)))
+        return shards
+
+    def _flat_keys_from_shards(self) -> np.ndarray:
+        """(ntotal, dim) float32 keys of :meth:`_flat_gpu_shards`, in id order."""
+        keys = np.empty((self.ntotal, self.dim), np.float32)
+        for i in range(self._index.count()):
+            shard = faiss.downcast_index(self._index.at(i))
+            if shard.ntotal:
+                ids = faiss.vector_to_array(shard.id_map)
+                keys[ids] = shard.index.reconstruct_n(0, shard.ntotal)
+        return keys
+
     def cpu_index(self) -> 'faiss.Index':
         """A CPU copy (the index itself on CPU); fp16 flat as a QT_fp16 scalar quantizer."""
         if self.gpus == 0:
             return self._index
-        cpu = faiss.index_gpu_to_cpu(self._index)
+        if self.index_type == 'flat' and self.gpus > 1:
+            cpu = faiss.IndexFlatIP(self.dim)
+            cpu.add(self._flat_keys_from_shards())
+        else:
+            cpu = faiss.index_gpu_to_cpu(self._index)
         if self.index_type == 'flat' and self.fp16:
             sq = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16,
                                             faiss.METRIC_INNER_PRODUCT)
