@@ -51,7 +51,9 @@ def _tiny_config(tmp_path, name, data_root):
     if cfg.model.type == 'IBOT':
         cfg.model.loss_patch.out_channels = K
         cfg.model.patch_loss_start = 0.0  # exercise the patch loss too
-    budget, teacher = cfg.custom_hooks
+    budget, teacher, probe = cfg.custom_hooks
+    assert probe.type == 'RetrievalProbeHook'  # run end to end by the MAE training test
+    cfg.custom_hooks = [budget, teacher]
     # a budget the run never reaches: constant LR (no warm-up); the teacher's time constant
     # scaled to the run (1 / (1 - 0.9) = 10 iterations, as 0.996 is for long runs: with it a
     # random-init DINO sits at the uniform plateau, loss ~ ln K, for hundreds of iterations)

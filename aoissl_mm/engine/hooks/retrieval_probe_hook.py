@@ -30,7 +30,11 @@ class RetrievalProbeHook(Hook):
     Args:
         memory_dataloader (dict): Labelled images for the memory.
         query_dataloader (dict): Labelled images to score.
-        interval (int): Iterations between probes (and after the last one).
+        interval (int, optional): Iterations between probes. ``None``
+            probes only once, when training ends. Whatever the interval, the
+            hook also probes when training ends (the last iteration, or an
+            earlier stop such as a ``TimeBudgetHook``'s, where ``max_iters``
+            is never reached) unless it has just probed that iteration.
             Defaults to 1000.
         k (int | Sequence[int]): Neighbours. Defaults to 30.
         threshold (float | Sequence[float]): Defaults to 0.3.
@@ -47,18 +51,21 @@ class RetrievalProbeHook(Hook):
     def __init__(self,
                  memory_dataloader: dict,
                  query_dataloader: dict,
-                 interval: int = 1000,
+                 interval: Optional[int] = 1000,
                  k=30,
                  threshold=0.3,
                  beta: float = 0.02,
                  aggregation: str = 'attention',
                  mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None) -> None:
-        if interval <= 0:
-            raise ValueError(f'RetrievalProbeHook: interval must be > 0, got {interval}')
+        if interval is not None and (isinstance(interval, bool) or int(interval) != interval
+                                     or interval <= 0):
+            raise ValueError(f'RetrievalProbeHook: interval must be a positive int or None '
+                             f'(only at the end), got {interval!r}')
         self.memory_dataloader = memory_dataloader
         self.query_dataloader = query_dataloader
-        self.interval = int(interval)
+        self.interval = None if interval is None else int(interval)
+        self._last_probed_iter = -1
         self.seg_kwargs = dict(k=k, threshold=threshold, beta=beta, aggregation=aggregation)
         self.mean, self.std = mean, std
         self._loaders = None
@@ -118,15 +125,23 @@ class RetrievalProbeHook(Hook):
         scores['mIoU'] = float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan')
         return scores
 
-    def _run(self, runner) -> None:
+    def _run(self, runner, done_iters: int) -> None:
         scores = self.probe(runner)
         for key, value in scores.items():
             runner.message_hub.update_scalar(f'probe/{key}', value)
         table = ', '.join(f'{k} {v:.2f}' for k, v in scores.items())
-        print_log(f'retrieval probe at iter {runner.iter + 1}: {table}', logger='current',
+        print_log(f'retrieval probe at iter {done_iters}: {table}', logger='current',
                   level=logging.INFO)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         """Probe every ``interval`` iterations and after the last one."""
-        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
-            self._run(runner)
+        periodic = self.interval is not None and self.every_n_train_iters(runner, self.interval)
+        if periodic or self.is_last_train_iter(runner):
+            self._last_probed_iter = runner.iter + 1
+            self._run(runner, runner.iter + 1)
+
+    def after_train(self, runner) -> None:
+        """Probe the final weights when training stopped before ``max_iters`` (a time budget)."""
+        if runner.iter > 0 and self._last_probed_iter != runner.iter:
+            self._last_probed_iter = runner.iter
+            self._run(runner, runner.iter)

@@ -2,7 +2,8 @@
 # iterations the student's patch tokens label the labelled synthetic validation images from a
 # memory of the training images (patch level, attention, k = 30, threshold 0.3, beta = 0.02),
 # logged as probe/mIoU and probe/IoU.<class>. 512² centre crops; the labelled root is generated on
-# first use. Used by the paper-protocol SSL schedules (not by the 20-minute CPU recipes).
+# first use. Used by the paper-protocol SSL schedules, and once at the end of the 20-minute CPU
+# recipes (interval=None: after the time budget, outside it).
 probe_root = 'data/synthetic_aoi'
 probe_pipeline = [
     dict(type='LoadAOIImage'),

@@ -27,4 +27,6 @@ teacher_schedule = dict(_base_.teacher_schedule, momentum=(0.99, 1.0), teacher_t
 custom_hooks = [
     dict(type='TimeBudgetHook', budget_s=budget_s, warmup_share=warmup_share, min_lr=1e-7),
     teacher_schedule,
+    # one quick retrieval mIoU of the final student, after the budget (not counted in it)
+    dict(_base_.retrieval_probe, interval=None),
 ]

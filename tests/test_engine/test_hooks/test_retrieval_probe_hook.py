@@ -51,7 +51,7 @@ def test_probe_scores_live_backbone_without_freezing_it(root, seg_scope):
     runner = SimpleNamespace(model=model, seed=0, iter=9, message_hub=hub,
                              build_dataloader=Runner.build_dataloader)
     hook = RetrievalProbeHook(_loader(root, 'train'), _loader(root, 'val'), interval=5, k=3)
-    hook._run(runner)
+    hook._run(runner, 10)
     # the student is left as it was: training mode, trainable
     assert backbone.training and all(p.requires_grad for p in backbone.parameters())
     got = {k: hub.get_scalar(f'probe/{k}').current() for k in ('mIoU', 'IoU.wire')}
@@ -86,6 +86,35 @@ def test_probe_is_in_the_paper_protocol_ssl_configs():
         cfg = Config.fromfile(osp.join(root, 'configs', 'selfsup', name))
         (probe, ) = [h for h in cfg.custom_hooks if h.type == 'RetrievalProbeHook']
         assert (probe.k, probe.threshold, probe.beta) == (30, 0.3, 0.02)
-    with pytest.raises(ValueError, match='interval'):
-        from aoissl_mm.engine.hooks import RetrievalProbeHook
-        RetrievalProbeHook({}, {}, interval=0)
+    for name in ('mae_vit-tiny_budget20min_aoi-256.py', 'mae_fastervit0_budget20min_aoi-256.py',
+                 'dino_vit-tiny_budget20min_aoi-128.py', 'ibot_vit-tiny_budget20min_aoi-128.py',
+                 'ibot_fastervit0_budget20min_aoi-128.py'):
+        # the CPU recipes probe once, when their time budget ends
+        cfg = Config.fromfile(osp.join(root, 'configs', 'selfsup', name))
+        (probe, ) = [h for h in cfg.custom_hooks if h.type == 'RetrievalProbeHook']
+        assert probe.interval is None and (probe.k, probe.threshold) == (30, 0.3)
+    from aoissl_mm.engine.hooks import RetrievalProbeHook
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match='interval'):
+            RetrievalProbeHook({}, {}, interval=bad)
+
+
+@pytest.mark.parametrize('interval, stop_after, expected', [
+    (None, 7, [7]),          # a time budget stops at 7 of max_iters 100: one probe, at the end
+    (3, 7, [3, 6, 7]),       # periodic probes, then the end
+    (3, 6, [3, 6]),          # stopped right after a probe: not probed twice
+    (None, 100, [100]),      # max_iters reached: the last iteration's probe, none after it
+    (4, 100, list(range(4, 101, 4))),
+])
+def test_probe_schedule_and_final_probe(interval, stop_after, expected):
+    from aoissl_mm.engine.hooks import RetrievalProbeHook
+    hook = RetrievalProbeHook({}, {}, interval=interval)
+    calls = []
+    hook._run = lambda runner, done: calls.append(done)
+    runner = SimpleNamespace(iter=0, max_iters=100)
+    for i in range(stop_after):  # mmengine's IterBasedTrainLoop: runner.iter counts done iters
+        runner.iter = i
+        hook.after_train_iter(runner, i)
+    runner.iter = stop_after
+    hook.after_train(runner)
+    assert calls == expected

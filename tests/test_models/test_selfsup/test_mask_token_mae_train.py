@@ -30,7 +30,7 @@ def one_thread():
 @pytest.fixture(scope='module')
 def pretrain_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('mae_data') / 'data')
-    generate_synthetic_aoi(root, num_train=0, num_val=0, num_test=0, num_pretrain=6,
+    generate_synthetic_aoi(root, num_train=2, num_val=1, num_test=0, num_pretrain=6,
                            num_families=2, size_range=(128, 160), progress=False)
     return root
 
@@ -50,8 +50,16 @@ def _tiny_config(tmp_path, name, data_root, iters):
             t['pad_to'] = CROP
     # the real TimeBudgetHook drives the LR: no warm-up, a budget far beyond the run (the
     # cosine stays ~flat), a larger LR than the recipe so that few iterations show learning
-    (hook, ) = cfg.custom_hooks
-    assert hook.type == 'TimeBudgetHook'
+    hook, probe = cfg.custom_hooks
+    assert hook.type == 'TimeBudgetHook' and probe.type == 'RetrievalProbeHook'
+    # the end-of-run retrieval probe on tiny labelled images (64² centre crops: the FasterViT grid)
+    for loader in (probe.memory_dataloader, probe.query_dataloader):
+        loader.update(num_workers=0, persistent_workers=False)
+        loader.dataset.update(data_root=data_root, synthetic=None)
+        for t in loader.dataset.pipeline:
+            if t['type'] == 'PadCenterCrop':
+                t['size'] = (64, 64)
+    probe.k = 4  # FasterViT's 2-image memory holds 2 * 2 * 2 patches at 64²
     hook.budget_s = 3600
     hook.warmup_share = 0.0
     cfg.optim_wrapper.optimizer.lr = 1e-3
@@ -82,6 +90,8 @@ def test_train_loss_falls_and_checkpoint_loads(name, backbone, iters, pretrain_r
 
     losses = _losses(work)
     assert len(losses) == iters
+    (log, ) = glob.glob(osp.join(work, '*', '*.log'))
+    assert f'retrieval probe at iter {iters}: IoU.wire' in open(log).read()
     # measured here (seeded run), mean of the first vs last 5: ViT 1.22 -> 0.63 (30 iterations),
     # FasterViT 0.87 -> 0.67 (20)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
