@@ -203,7 +203,15 @@ def export_onnx(config: str,
                 for name in os.listdir(tmp_dir):
                     os.remove(osp.join(tmp_dir, name))
         if not dynamic or failure:
-            _export_to(wrapper, example, tmp, opset, False, exporter)
+            try:
+                _export_to(wrapper, example, tmp, opset, False, exporter)
+            except Exception as err:
+                hint = (" (torch's legacy tracer cannot export this model, e.g. ViT-Tiny's "
+                        "bicubic position-table resize: use exporter='dynamo', the default, "
+                        '`--exporter dynamo`)' if exporter == 'torchscript' else '')
+                raise RuntimeError(f'{config}: ONNX export of the fixed crop {crop_hw} with '
+                                   f'the {exporter} exporter failed: {type(err).__name__}: '
+                                   f'{str(err).splitlines()[0]}{hint}') from err
             bad = _verify(tmp, wrapper, [crop_hw])
             if bad:
                 raise RuntimeError(f'{config}: the ONNX export does not match PyTorch: {bad}')
