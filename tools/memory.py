@@ -8,7 +8,8 @@ Examples::
     # a new device: add its labelled images (AOI layout: images/<split>, labels/<split>)
     python tools/memory.py add memories/vit-tiny configs/retrieval/...py ckpt.pth \
         --data-root /data/new_device --split train
-    python tools/memory.py info memories/vit-tiny
+    python tools/memory.py info memories/vit-tiny      # checks every file's SHA-256 (--no-verify)
+    # whole memory images instead of 512 crops: --cfg-options custom_hooks.0.whole_images=True
     # evaluate with the saved memory
     python tools/test.py configs/retrieval/...py ckpt.pth \
         --cfg-options custom_hooks.0.load_from=memories/vit-tiny
@@ -38,6 +39,8 @@ def parse_args() -> argparse.Namespace:
                        help='override config settings, key=value (keys are checked)')
     info = sub.add_parser('info', help='print what a saved memory holds')
     info.add_argument('memory', help='saved memory directory')
+    info.add_argument('--no-verify', action='store_true',
+                      help="skip checking the files' SHA-256 (a very large memory)")
     return parser.parse_args()
 
 
@@ -51,7 +54,7 @@ def main() -> None:
         memory_dataloader_cfg,
     )
     if args.command == 'info':
-        print(describe_memory(args.memory))
+        print(describe_memory(args.memory, verify=not args.no_verify))
         return
     model, cfg = init_retrieval_model(args.config, args.checkpoint, args.cfg_options,
                                       args.device)

@@ -6,7 +6,9 @@ Example::
         --show-dir overlays --out predictions
 
 The checkpoint (a file or an ``http(s)://`` URL) is read once, weights-only, and must match the
-model key for key (mmengine only warns); the Runner then loads that copy at its usual place.
+model key for key (mmengine only warns); the Runner then loads that copy at its usual place. A
+retrieval config whose backbone is loaded by ``init_cfg`` (or random on purpose) runs without one:
+its ``init_cfg`` is applied and logged (mmengine's ``Runner.test()`` would skip it).
 """
 import argparse
 import os
@@ -40,14 +42,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from aoissl_mm.utils import load_config, setup_test_cfg
-    from aoissl_mm.utils.checkpoint import preload_checkpoint
+    from aoissl_mm.utils.test_setup import load_test_weights
     cfg = load_config(args.config, args.cfg_options)
     cfg = setup_test_cfg(cfg, args.config, args.checkpoint, args.work_dir, args.out, args.show,
                          args.show_dir, args.wait_time, args.tta, args.launcher)
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
-    if args.checkpoint is not None:
-        preload_checkpoint(runner, args.checkpoint)  # read once, checked strictly
+    # a checkpoint: read once, checked strictly; none: the model's own init (init_cfg), logged
+    load_test_weights(runner, args.checkpoint)
     runner.test()
 
 

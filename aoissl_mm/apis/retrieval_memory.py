@@ -11,6 +11,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
+from ..engine.hooks.retrieval_memory_hook import memory_loader_cfg
 from ..models.retrieval import PatchMemory
 from ..utils.checkpoint import check_state_dict_matches, extract_state_dict, safe_torch_load
 from ..utils.runner_setup import check_dataset_classes, load_config
@@ -74,13 +75,14 @@ def memory_dataloader_cfg(cfg: Config,
         split (str, optional): The split folder. Defaults to the config's.
 
     Returns:
-        dict: A dataloader config (a copy).
+        dict: A dataloader config (a copy); the hook's ``whole_images=True``
+        leaves its ``PadCenterCrop`` out, as the hook does.
     """
     hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'RetrievalMemoryHook']
     if not hooks or not hooks[0].get('dataloader'):
         raise KeyError('the config has no custom_hooks entry RetrievalMemoryHook with a '
                        'dataloader (the labelled images a memory is built from)')
-    loader = copy.deepcopy(hooks[0]['dataloader'])
+    loader = memory_loader_cfg(hooks[0]['dataloader'], bool(hooks[0].get('whole_images')))
     dataset = loader['dataset']
     if data_root is not None:
         if not osp.isdir(data_root):
@@ -118,10 +120,15 @@ def add_to_memory(model: torch.nn.Module, memory_dir: str, loader_cfg: dict,
     Returns:
         tuple[int, float]: Entries added and seconds taken (feature
         extraction, indexing and saving).
+
+    Raises:
+        ValueError: The saved memory is corrupted (its files' SHA-256 are
+            always verified here, whatever ``memory.verify`` says) or does
+            not match the model; nothing is written then.
     """
     from mmengine.runner import Runner
     start = time.perf_counter()
-    memory = model.load_memory(memory_dir)
+    memory = model.load_memory(memory_dir, verify=True)  # never re-save corrupted entries
     before = len(memory)
     loader = Runner.build_dataloader(copy.deepcopy(loader_cfg))
     model.build_memory(loader, memory=memory, progress=progress)
@@ -129,11 +136,16 @@ def add_to_memory(model: torch.nn.Module, memory_dir: str, loader_cfg: dict,
     return len(memory) - before, time.perf_counter() - start
 
 
-def describe_memory(memory_dir: str) -> str:
-    """What a saved memory holds, as text (its ``memory.json`` and index summary)."""
-    memory = PatchMemory.load(memory_dir, device='cpu')
+def describe_memory(memory_dir: str, verify: bool = True) -> str:
+    """What a saved memory holds, as text (its ``memory.json`` and index summary).
+
+    Args:
+        memory_dir (str): The saved memory.
+        verify (bool): Check its files' SHA-256 first. Defaults to True.
+    """
+    memory = PatchMemory.load(memory_dir, device='cpu', verify=verify)
     info = memory.info()
-    lines = [f'memory {memory_dir}']
+    lines = [f'memory {memory_dir}' + ('' if verify else ' (files not verified)')]
     for key, value in info.items():
         if key == 'metadata':
             continue

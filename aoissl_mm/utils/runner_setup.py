@@ -12,8 +12,6 @@ from typing import Iterable, List, Optional, Tuple
 import torch
 from mmengine.config import Config
 
-from .checkpoint import is_url
-
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config, apply ``--cfg-options`` and make sure ``aoissl_mm`` is imported."""
@@ -333,60 +331,3 @@ def _check_last_checkpoint(work_dir: str) -> None:
         raise FileNotFoundError(
             f'--resume: {last} names {target!r}, which is not a file (an interrupted write '
             'or a removed checkpoint); pass the checkpoint to resume from: --resume <file>')
-
-
-def _check_runs_without_checkpoint(cfg: Config) -> None:
-    """Only a retrieval config whose backbone is random on purpose or set by init_cfg."""
-    model = cfg.model
-    if model.get('type') == 'RetrievalSegmentor' and (
-            model.get('random_backbone') or model.get('backbone', {}).get('init_cfg')):
-        return
-    raise ValueError('a checkpoint is required: only a RetrievalSegmentor config whose '
-                     'backbone is loaded by model.backbone.init_cfg or is random on purpose '
-                     '(model.random_backbone=True) runs without one')
-
-
-def setup_test_cfg(cfg: Config,
-                   config_path: str,
-                   checkpoint: Optional[str],
-                   work_dir: Optional[str] = None,
-                   out: Optional[str] = None,
-                   show: bool = False,
-                   show_dir: Optional[str] = None,
-                   wait_time: float = 2.0,
-                   tta: bool = False,
-                   launcher: str = 'none') -> Config:
-    """Apply ``tools/test.py`` flags to ``cfg`` (mmseg's semantics).
-
-    ``--show-dir`` turns on the multi-label visualization hook and saves the
-    overlays there; ``--out`` writes bit-mask PNG predictions.
-    """
-    check_dataset_classes(cfg, fill_class_names=True)
-    _set_launcher_and_work_dir(cfg, config_path, work_dir, launcher)
-    if checkpoint is None:
-        _check_runs_without_checkpoint(cfg)
-    # a URL is checked when it is read (aoissl_mm.utils.checkpoint)
-    elif not is_url(checkpoint) and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    cfg.load_from = checkpoint
-    if show or show_dir:
-        hooks = cfg.get('default_hooks', {})
-        if 'visualization' not in hooks:
-            raise KeyError("--show/--show-dir need default_hooks.visualization "
-                           "(e.g. dict(type='MultiLabelVisualizationHook'))")
-        hooks.visualization.draw = True
-        if show:
-            hooks.visualization.show = True
-            hooks.visualization.wait_time = wait_time
-        if show_dir:
-            cfg.visualizer.save_dir = show_dir
-    if tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise KeyError('--tta needs tta_model and tta_pipeline in the config')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
-    if out is not None:
-        cfg.test_evaluator['output_dir'] = out
-        cfg.test_evaluator['keep_results'] = True
-    return cfg

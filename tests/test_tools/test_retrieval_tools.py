@@ -2,6 +2,7 @@
 label transfer computed from the image and label FILES (spec §8.2, Eq. 5)."""
 import glob
 import json
+import os
 import os.path as osp
 import runpy
 import sys
@@ -162,3 +163,105 @@ def test_wrong_backbone_checkpoint_and_missing_checkpoint(setup, monkeypatch, tm
     with pytest.raises(ValueError, match='backbone_digest'):
         _run('test.py', [cfg_path, other, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                          f'custom_hooks.0.load_from={mem}'], monkeypatch)
+
+
+def _log_text(work_dir):
+    return '\n'.join(open(f).read() for f in glob.glob(osp.join(work_dir, '*', '*.log')))
+
+
+def test_test_py_without_checkpoint_loads_the_init_cfg_backbone(setup, monkeypatch, tmp_path):
+    """mmengine's Runner.test() never calls init_weights(): tools/test.py must apply the
+    backbone's init_cfg itself. Its checkpoint has cls_token = 7.0; the memory built before
+    evaluation must come from exactly those weights (reference: the same file given to
+    tools/test.py's loader explicitly as the checkpoint), and the log must say so."""
+    from mmengine.config import Config
+
+    from aoissl_mm.apis import init_retrieval_model
+    _, _, cfg_path, ckpt = setup
+    state = {k: v for k, v in torch.load(ckpt, weights_only=True)['state_dict'].items()
+             if k.startswith('backbone.')}
+    state['backbone.cls_token'] = torch.full_like(state['backbone.cls_token'], 7.0)
+    init = str(tmp_path / 'init.pth')
+    torch.save(dict(state_dict=state), init)
+    cfg = Config.fromfile(cfg_path)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=init, prefix='backbone.')
+    init_cfg_path = str(tmp_path / 'retrieval_init_cfg.py')
+    cfg.dump(init_cfg_path)
+    work, mem = str(tmp_path / 'work'), str(tmp_path / 'mem')
+    _run('test.py', [init_cfg_path, '--work-dir', work, '--cfg-options',
+                     f'custom_hooks.0.save_to={mem}'], monkeypatch)
+    reference, _ = init_retrieval_model(cfg_path, init)  # explicit checkpoint, no init_cfg
+    assert bool((reference.backbone.cls_token == 7.0).all())
+    with open(osp.join(mem, 'memory.json')) as f:
+        digest = json.load(f)['metadata']['backbone_digest']
+    assert digest == reference.backbone_digest()
+    lines = [line for line in _log_text(work).splitlines()
+             if 'no checkpoint; backbone initialised by its init_cfg' in line]
+    assert len(lines) == 1 and f"'checkpoint': '{init}'" in lines[0] and 'Pretrained' in lines[0]
+
+
+def test_load_test_weights_without_checkpoint(seg_scope):
+    from types import SimpleNamespace
+
+    from mmseg.registry import MODELS
+
+    from aoissl_mm.utils.test_setup import load_test_weights
+    cfg = dict(type='RetrievalSegmentor', num_classes=C, random_backbone=True,
+               backbone=dict(type='AOIViT', arch='tiny', in_channels=2, img_size=32,
+                             patch_size=P))
+    model = MODELS.build(cfg)
+    wrapped = SimpleNamespace(model=SimpleNamespace(module=model))  # a DDP / TTA wrapper
+    how = load_test_weights(wrapped, None)
+    assert 'random_backbone=True' in how and model.backbone_digest() in how
+    with pytest.raises(ValueError, match='a checkpoint holding the backbone is required'):
+        load_test_weights(SimpleNamespace(model=MODELS.build(dict(cfg, random_backbone=False))),
+                          None)
+
+
+def _snapshot(directory):
+    return {name: open(osp.join(directory, name), 'rb').read()
+            for name in sorted(os.listdir(directory))}
+
+
+def test_memory_add_on_a_corrupted_memory_writes_nothing(setup, monkeypatch, tmp_path):
+    _, data_root, cfg_path, ckpt = setup
+    mem = str(tmp_path / 'mem')
+    _run('memory.py', ['build', cfg_path, ckpt, '--out', mem], monkeypatch)
+    values = osp.join(mem, 'values_00000.npy')
+    data = bytearray(open(values, 'rb').read())
+    data[-1] ^= 0x01  # one bit of one stored mask
+    open(values, 'wb').write(bytes(data))
+    before, listing = _snapshot(mem), sorted(os.listdir(tmp_path))
+    # memory.verify=False does not apply to add: it would re-save the corruption as valid
+    for options in ([], ['--cfg-options', 'model.memory.verify=False']):
+        with pytest.raises(ValueError, match=f'{values}: corrupted or truncated file: its '
+                                             'SHA-256'):
+            _run('memory.py', ['add', mem, cfg_path, ckpt, '--data-root', data_root, '--split',
+                               'test'] + options, monkeypatch)
+        assert _snapshot(mem) == before and sorted(os.listdir(tmp_path)) == listing
+    with pytest.raises(ValueError, match='values_00000.npy: corrupted'):
+        _run('memory.py', ['info', mem], monkeypatch)
+
+
+def test_memory_of_whole_images(setup, monkeypatch, tmp_path):
+    """custom_hooks.0.whole_images=True: no 64 crop; every patch of each whole training image,
+    padded to the patch multiple (labels: background), in the dataset's (sorted) order."""
+    from aoissl_mm.models.retrieval import PatchMemory
+    _, data_root, cfg_path, ckpt = setup
+    mem = str(tmp_path / 'whole')
+    _run('memory.py', ['build', cfg_path, ckpt, '--out', mem, '--cfg-options',
+                       'custom_hooks.0.whole_images=True'], monkeypatch)
+    expected, count, shapes = [], 0, []
+    for stem, p0, p1 in sorted(find_buffer_pairs(osp.join(data_root, 'images', 'train'))):
+        h, w = read_buffer_pair(p0, p1).shape[:2]
+        shapes.append((h, w))
+        count += -(-h // P) * -(-w // P)  # ceil(H/p) * ceil(W/p)
+        mask = read_multilabel_mask(osp.join(data_root, 'labels', 'train', f'{stem}.png'), C)
+        padded = np.zeros((-(-h // P) * P, -(-w // P) * P, C), np.uint8)
+        padded[:h, :w] = mask
+        expected.append(_patches(padded))
+    assert all(min(s) > CROP for s in shapes) and any(h != w for h, w in shapes)
+    memory = PatchMemory.load(mem)
+    assert len(memory) == count != 3 * (CROP // P)**2
+    np.testing.assert_array_equal(memory.gather_values(torch.arange(len(memory))).numpy(),
+                                  np.concatenate(expected))

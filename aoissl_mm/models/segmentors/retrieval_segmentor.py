@@ -73,8 +73,8 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
     weights-only); it is built by :meth:`build_memory` (the
     ``RetrievalMemoryHook`` calls it before evaluation) or set from a saved
     one with :meth:`load_memory`, which checks its metadata (level, patch
-    size, key size, classes, backbone config and weight digest, input
-    normalisation) against this model.
+    size, key size, value shape, classes, backbone config and weight digest,
+    input normalisation) and its files' SHA-256 against this model.
 
     Args:
         backbone (dict | nn.Module): Backbone config (or a live module,
@@ -98,8 +98,11 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
             class, strictly inside (0, 1). Defaults to 0.5.
         memory (dict, optional): :class:`PatchMemory` options
             (``index_type``, ``fp16_keys``, ``nlist``, ``nprobe``, ``pq_m``,
-            ``device``, ``shard_size``), and ``mmap_keys`` (a saved memory's
-            indexes are memory-mapped when loaded: larger than RAM).
+            ``device``, ``shard_size``), ``mmap_keys`` (a saved memory's
+            indexes are memory-mapped when loaded: larger than RAM) and
+            ``verify`` (check a saved memory's files against their SHA-256
+            when loaded; default True, False for a memory too large to read
+            through at every load).
         memory_sampling (dict, optional): ``dict(per_image=N, seed=0)``
             keeps at most N patches per memory image, rare classes first
             (spec §8.1 bounded mode). None keeps every patch (the paper's).
@@ -181,7 +184,10 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
         self.thresholds = check_thresholds(threshold, self.num_classes)
         self.aggregation = aggregation
         self.similarity_mode = similarity_mode
-        self.memory_cfg = dict(memory or {})
+        memory = dict(memory or {})
+        # options of loading a saved memory; the rest are PatchMemory constructor options
+        self.memory_load_cfg = {k: memory.pop(k) for k in ('mmap_keys', 'verify') if k in memory}
+        self.memory_cfg = memory
         self.memory_sampling = dict(memory_sampling) if memory_sampling else None
         if self.memory_sampling is not None:
             unknown = set(self.memory_sampling) - {'per_image', 'seed'}
@@ -212,6 +218,35 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
     def needs_checkpoint(self) -> bool:
         """Whether ``tools/test.py`` needs a checkpoint for the backbone."""
         return not (self.random_backbone or self.backbone_cfg.get('init_cfg'))
+
+    def init_without_checkpoint(self) -> str:
+        """Initialise the backbone for a run without a checkpoint, and say how (logged).
+
+        mmengine's ``Runner.test()`` never calls ``init_weights()``, so the
+        backbone's ``init_cfg`` (e.g. ``Pretrained``) would silently not be
+        loaded; ``tools/test.py`` calls this instead of loading a checkpoint.
+
+        Returns:
+            str: The initialisation used: the backbone's ``init_cfg``, or the
+            random weights of ``random_backbone=True``.
+
+        Raises:
+            ValueError: The backbone needs a checkpoint (neither ``init_cfg``
+                nor ``random_backbone=True``).
+        """
+        if self.needs_checkpoint:
+            raise ValueError('a checkpoint holding the backbone is required: the config neither '
+                             'loads it by model.backbone.init_cfg nor sets random_backbone=True')
+        self.init_weights()
+        init_cfg = self.backbone_cfg.get('init_cfg')
+        if init_cfg:
+            how = f'backbone initialised by its init_cfg {dict(init_cfg)!r}'
+        else:
+            how = ('backbone random on purpose (random_backbone=True): its constructor '
+                   f'initialisation, weight digest {self.backbone_digest()}')
+        print_log(f'RetrievalSegmentor: no checkpoint; {how}', logger='current',
+                  level=logging.INFO)
+        return how
 
     def filter_checkpoint_state(self, state: Dict[str, Tensor],
                                 source: str) -> Dict[str, Tensor]:
@@ -282,13 +317,16 @@ class RetrievalSegmentor(RetrievalMemoryMixin, MultiLabelPredictorMixin, BaseSeg
     # ------------------------------------------------------------ prediction
     def _aggregate(self, queries: Tensor) -> Tensor:
         """Aggregated (M, units, C) scores of (M, D) query keys, in chunks."""
-        if self.memory is None or len(self.memory) == 0:
+        if self.memory is None:
             raise RuntimeError('RetrievalSegmentor has no memory: build one (RetrievalMemoryHook, '
                                'tools/memory.py build) or load one before predicting')
+        if len(self.memory) == 0:
+            raise RuntimeError(f'RetrievalSegmentor: the memory is empty ({self.memory.describe()})'
+                               '; add labelled images to it before predicting')
         k_max = max(self.ks)
         if k_max > len(self.memory):
-            raise ValueError(f'k={k_max} is larger than the memory ({len(self.memory)} '
-                             'entries); lower k or add images to the memory')
+            raise ValueError(f'k={k_max} is larger than the memory ({self.memory.describe()}); '
+                             'lower k or add images to the memory')
         outs = []
         for start in range(0, queries.shape[0], self.query_chunk):
             chunk = queries[start:start + self.query_chunk].cpu()

@@ -17,7 +17,9 @@ memory_dataloader = dict(
 train_dataloader = None
 val_dataloader = dict(num_workers=1, persistent_workers=False)
 test_dataloader = dict(num_workers=1, persistent_workers=False)
-custom_hooks = [dict(type='RetrievalMemoryHook', dataloader=memory_dataloader)]
+# whole_images=True: the memory holds whole images (no 512 crop), each padded to the patch multiple
+# with black as queries are (--cfg-options custom_hooks.0.whole_images=True)
+custom_hooks = [dict(type='RetrievalMemoryHook', dataloader=memory_dataloader, whole_images=False)]
 # evaluation only: nothing is trained
 train_cfg = None
 val_cfg = dict(type='ValLoop')

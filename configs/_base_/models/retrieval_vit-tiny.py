@@ -17,5 +17,7 @@ model = dict(
     similarity_mode='inverse_distance',
     beta=0.02,
     threshold=0.3,  # the reference's SSL-probe value (k 30, threshold 0.3, beta 0.02)
+    # a saved memory's files are checked against their SHA-256 when loaded; memory.verify=False
+    # skips it (a memory too large to read through at every load)
     memory=dict(index_type='flat', fp16_keys=False, device='auto'),
     test_cfg=dict(mode='whole'))

@@ -137,20 +137,27 @@ def test_missing_and_corrupted_files(tmp_path):
     index, vals, desc = path / 'index_00000.faiss', path / 'values_00000.npy', path / 'memory.json'
     good = {p: p.read_bytes() for p in (index, vals, desc)}
 
-    def broken(file, data, error, match):
+    def broken(file, data, error, match, verified=None):
+        """``match``: the structural check (verify=False); ``verified``: the default load,
+        which checks the file's SHA-256 first (None: the same message)."""
         file.write_bytes(data)
-        with pytest.raises(error, match=match):
-            PatchMemory.load(str(path), device='cpu')
-        with pytest.raises(error, match=match):
-            PatchMemory.load(str(path), mmap=False, device='cpu')
+        for mmap in (True, False):
+            with pytest.raises(error, match=match):
+                PatchMemory.load(str(path), mmap=mmap, device='cpu', verify=False)
+            with pytest.raises(error, match=verified or match):
+                PatchMemory.load(str(path), mmap=mmap, device='cpu')
         file.write_bytes(good[file])
 
-    broken(index, good[index][:-100], ValueError, 'index_00000.faiss.*truncated')
-    broken(vals, good[vals][:-100], ValueError, 'values_00000.npy.*truncated')
+    digest = 'corrupted or truncated file: its SHA-256 is'
+    broken(index, good[index][:-100], ValueError, 'index_00000.faiss.*truncated',
+           f'index_00000.faiss: {digest}')
+    broken(vals, good[vals][:-100], ValueError, 'values_00000.npy.*truncated',
+           f'values_00000.npy: {digest}')
     broken(desc, good[desc][:50], ValueError, 'memory.json.*corrupted')
     short = tmp_path / 'short.npy'
     np.save(short, np.zeros((239, 2), np.uint8))
-    broken(vals, short.read_bytes(), ValueError, r'values_00000.npy.*expected \(240, 2\)')
+    broken(vals, short.read_bytes(), ValueError, r'values_00000.npy.*expected \(240, 2\)',
+           f'values_00000.npy: {digest}')
     doc = json.loads(good[desc])
     doc['shards'][0]['count'] = doc['count'] = 241
     broken(desc, json.dumps(doc).encode(), ValueError, 'holds 240 keys.*says 241')

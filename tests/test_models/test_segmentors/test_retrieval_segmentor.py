@@ -173,18 +173,58 @@ def test_image_level_equals_brute_force(seg_scope):
     np.testing.assert_allclose(model.encode_decode(inputs, [])[0].numpy(), expected, atol=1e-4)
 
 
-def test_slide_equals_whole_for_aligned_windows(seg_scope):
+def _windows(size, crop, stride):
+    """Window starts along one axis, written independently of mmseg's grid formula: every
+    stride while a full window fits, then one flush with the far edge if pixels remain."""
+    if crop >= size:
+        return [(0, size)]
+    starts = list(range(0, size - crop + 1, stride))
+    if starts[-1] + crop < size:
+        starts.append(size - crop)
+    return [(s, s + crop) for s in starts]
+
+
+def _slide_reference(model, inputs, crop, stride, average=True):
+    """Each window through whole inference by hand; overlaps averaged (or, with
+    ``average=False``, the last window overwriting: a deliberately wrong reference)."""
+    _, _, height, width = inputs.shape
+    total = np.zeros((1, C, height, width))
+    count = np.zeros((1, 1, height, width))
+    for y0, y1 in _windows(height, crop[0], stride[0]):
+        for x0, x1 in _windows(width, crop[1], stride[1]):
+            scores = model.encode_decode(inputs[:, :, y0:y1, x0:x1], []).double().numpy()
+            if average:
+                total[:, :, y0:y1, x0:x1] += scores
+                count[:, :, y0:y1, x0:x1] += 1
+            else:
+                total[:, :, y0:y1, x0:x1] = scores
+                count[:, :, y0:y1, x0:x1] = 1
+    return total / count
+
+
+def test_slide_equals_windows_averaged_by_hand(seg_scope):
+    """Slide inference on an 80 x 48 query with 32 x 40 windows (40: not a multiple of the
+    patch, so each window is padded with black and cropped back), strides 24 x 20: 3 x 2
+    overlapping windows, the last of each axis moved back inside the image."""
     model = _model(k=3)
     mem_imgs, mem_masks = _images(2, (64, 64), seed=8)
     model.build_memory([_batch(mem_imgs, mem_masks)], progress=False)
-    q_img, _ = _images(1, (64, 64), seed=9)
-    inputs = model.data_preprocessor(_batch(q_img, np.zeros((1, C, 64, 64), np.uint8)),
+    q_img, _ = _images(1, (80, 48), seed=9)
+    inputs = model.data_preprocessor(_batch(q_img, np.zeros((1, C, 80, 48), np.uint8)),
                                      False)['inputs']
-    whole = model.inference(inputs, [{}])
-    model.test_cfg = dict(mode='slide', crop_size=(32, 32), stride=(32, 32))
-    slide = model.inference(inputs, [{}])
-    assert slide.shape == whole.shape == (1, C, 64, 64)
-    assert torch.all((slide >= 0) & (slide <= 1))
+    crop, stride = (32, 40), (24, 20)
+    assert _windows(80, 32, 24) == [(0, 32), (24, 56), (48, 80)]
+    assert _windows(48, 40, 20) == [(0, 40), (8, 48)]
+    whole = model.inference(inputs, [{}]).double().numpy()
+    model.test_cfg = dict(mode='slide', crop_size=crop, stride=stride)
+    slide = model.inference(inputs, [{}]).double().numpy()
+    assert slide.shape == (1, C, 80, 48)
+    np.testing.assert_allclose(slide, _slide_reference(model, inputs, crop, stride), atol=1e-6)
+    # the comparison can fail: windows are scored in their own context (slide != whole), and a
+    # reference that does not average the overlaps is far off
+    assert np.abs(slide - whole).max() > 0.05
+    wrong = _slide_reference(model, inputs, crop, stride, average=False)
+    assert np.abs(slide - wrong).max() > 0.05
 
 
 def test_errors_are_named(seg_scope):
@@ -193,12 +233,17 @@ def test_errors_are_named(seg_scope):
         model.encode_decode(torch.zeros(1, 2, 32, 32), [])
     img, mask = _images(1, (32, 32), seed=10)
     model.build_memory([_batch(img, mask)], progress=False)
-    with pytest.raises(ValueError, match='k=50 is larger than the memory'):
+    with pytest.raises(ValueError, match=r'k=50 is larger than the memory \(4 entries\)'):
         model.encode_decode(torch.zeros(1, 2, 32, 32), [])
     with pytest.raises(ValueError, match='no images'):
         model.build_memory([], progress=False)
     with pytest.raises(ValueError, match="'k' must be one int or a list of 4"):
         _model(k=[1, 2])
+    with pytest.raises(ValueError, match=r"'beta' must be one float or a list of 4 \(one per "
+                                         r'class\), got 3 values'):
+        _model(aggregation='attention', beta=[0.02, 0.1, 0.3])
+    with pytest.raises(ValueError, match="'beta' values must be > 0"):
+        _model(aggregation='attention', beta=[0.02, 0.1, 0.3, 0.0])
     with pytest.raises(ValueError, match="'threshold'"):
         _model(threshold=[0.5, 0.5])
     with pytest.raises(RuntimeError, match='not trained'):
