@@ -13,7 +13,7 @@ segmentors, ``>`` for retrieval).
 """
 import math
 import os.path as osp
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -30,6 +30,10 @@ from .inference_inputs import (
     collect_inputs,
     culprit,
     load_image,
+    note_range,
+    range_warning,
+    resolve_checkpoint,
+    resolve_device,
 )
 
 
@@ -53,7 +57,8 @@ class AOIInferencer:
     """Segment unlabelled buffer pairs with a fine-tuned or retrieval segmentor.
 
     Example:
-        >>> inferencer = AOIInferencer('configs/fastervit0_upernet_aoi_cpu.py', 'iter_773.pth')
+        >>> inferencer = AOIInferencer('configs/fastervit0_upernet_aoi_cpu.py',
+        ...                            'work_dirs/fv0_cpu/iter_N.pth')  # or 'work_dirs/fv0_cpu'
         >>> results = inferencer('new_lot/')   # a folder, any depth
         >>> results[0].masks.shape             # (H, W, 4) at the image's size
 
@@ -61,13 +66,16 @@ class AOIInferencer:
         config (str): A segmentor config file of the package
             (``MultiLabelEncoderDecoder`` or ``RetrievalSegmentor``).
         checkpoint (str, optional): Weights, read weights-only; their keys
-            and shapes must match the model. A retrieval config takes any
+            and shapes must match the model. A folder is a work dir: the
+            file its ``last_checkpoint`` names. A retrieval config takes any
             checkpoint holding ``backbone.*``, or None when its backbone is
             set by ``init_cfg`` or random on purpose. Required otherwise.
             A ``.onnx`` file from ``tools/export_onnx.py`` (fine-tuned
             configs) runs with onnxruntime instead; its metadata's classes,
             thresholds and mean/std must be the config's.
-        device (str): Where the model runs. Defaults to ``'cpu'``.
+        device (str, optional): Where the model runs. Defaults to None:
+            ``'cuda'`` when CUDA is available, else ``'cpu'`` (an ONNX
+            model: ``'cpu'``, onnxruntime's CPU provider).
         thresholds (float | Sequence[float], optional): Per-class thresholds
             overriding the config's. Defaults to None.
         tta (bool): Average the probabilities of the identity, horizontal
@@ -85,12 +93,15 @@ class AOIInferencer:
 
     Retrieval memory: from the config's ``RetrievalMemoryHook`` ``load_from``
     (checked against the model) or built once here from its dataloader.
+
+    Attributes:
+        checkpoint (str | None): The file read (a work dir resolved) or None.
     """
 
     def __init__(self,
                  config: str,
                  checkpoint: Optional[str] = None,
-                 device: str = 'cpu',
+                 device: Optional[str] = None,
                  thresholds: Optional[Union[float, Sequence[float]]] = None,
                  tta: bool = False,
                  cfg_options: Optional[dict] = None,
@@ -101,9 +112,14 @@ class AOIInferencer:
         path = str(config)
         cfg = load_config(path, cfg_options)
         init_default_scope(cfg.get('default_scope', 'mmseg'))
+        if checkpoint is not None:
+            checkpoint = resolve_checkpoint(str(checkpoint))
+        self.checkpoint = checkpoint
+        self.onnx = checkpoint is not None and str(checkpoint).lower().endswith('.onnx')
+        # onnxruntime runs on the CPU provider: an ONNX model defaults to the CPU
+        device = resolve_device('cpu' if device is None and self.onnx else device)
         self.device = torch.device(device)
         self.tta = bool(tta)
-        self.onnx = checkpoint is not None and str(checkpoint).lower().endswith('.onnx')
         if self.onnx:
             classes = check_dataset_classes(cfg, fill_class_names=True)
             self.model = self._build_onnx(cfg, path, str(checkpoint), classes)
@@ -138,9 +154,9 @@ class AOIInferencer:
         if checkpoint is None:
             raise ValueError(f'{path}: a checkpoint is required for a {cfg.model.get("type")} '
                              'config (only a RetrievalSegmentor config may run without one)')
+        state = extract_state_dict(safe_torch_load(checkpoint), checkpoint)  # fails fast
         model = MODELS.build(cfg.model)
         # no init_weights(): every tensor comes from the checkpoint (checked below)
-        state = extract_state_dict(safe_torch_load(checkpoint), checkpoint)
         check_state_dict_matches(model, state, checkpoint)
         model.load_state_dict(state, strict=True)
         return model
@@ -181,6 +197,13 @@ class AOIInferencer:
         else:
             build_memory(model, memory_dataloader_cfg(cfg), progress=progress)
         return model, cfg
+
+    def normaliser(self) -> Tuple[Optional[List[float]], Optional[List[float]]]:
+        """The Z-score ``(mean, std)`` of ``model.data_preprocessor`` (None where unset)."""
+        pre = self.cfg.model.get('data_preprocessor') or {}
+        mean, std = pre.get('mean'), pre.get('std')
+        return (None if mean is None else [float(v) for v in mean],
+                None if std is None else [float(v) for v in std])
 
     def _class_names(self, names: Optional[Sequence[str]]) -> Tuple[str, ...]:
         names = names or getattr(getattr(self.model, 'decode_head', None), 'class_names', None)
@@ -237,15 +260,17 @@ class AOIInferencer:
         self.model.test_cfg = ConfigDict(test_cfg)
 
     # ------------------------------------------------------------------ inputs
-    def collect_inputs(self, inputs: InputsType, strict: bool = True
+    def collect_inputs(self, inputs: InputsType, strict: bool = True,
+                       skipped: Optional[List[Dict[str, str]]] = None
                        ) -> Tuple[List[InferenceItem], List[Dict[str, str]]]:
         """Turn ``inputs`` into ``(stem, source)`` items: see :func:`collect_inputs`."""
-        return collect_inputs(inputs, strict)
+        return collect_inputs(inputs, strict, skipped)
 
     @staticmethod
-    def load_image(item: InferenceItem) -> np.ndarray:
+    def load_image(item: InferenceItem,
+                   notes: Optional[List[Dict[str, Any]]] = None) -> np.ndarray:
         """The (H, W, 2) image of an item: see :func:`load_image`."""
-        return load_image(item)
+        return load_image(item, notes)
 
     # ------------------------------------------------------------------ model call
     def forward_scores(self, batch: torch.Tensor) -> torch.Tensor:
@@ -305,8 +330,13 @@ class AOIInferencer:
                      items: Sequence[InferenceItem],
                      batch_size: int = 1,
                      progress: bool = True,
-                     failures: Optional[List[Dict[str, str]]] = None) -> Iterator[AOIResult]:
+                     failures: Optional[List[Dict[str, str]]] = None,
+                     notes: Optional[List[Dict[str, Any]]] = None) -> Iterator[AOIResult]:
         """Yield the result of every item, in order, ``batch_size`` images at a time.
+
+        Warns (:class:`InferenceWarning`) of a colour buffer (its first
+        channel is kept) and, once per call, of values above 255 while the
+        model's Z-score is in 0-255 units (:func:`range_warning`).
 
         Args:
             items: From :meth:`collect_inputs`.
@@ -316,22 +346,29 @@ class AOIInferencer:
             failures (list, optional): When given, an item that cannot be
                 read is appended as ``{'file', 'stem', 'reason'}`` and
                 skipped; when None, its error is raised.
+            notes (list, optional): When given, every warning is also
+                appended as ``{'file', 'stem', 'warning'}``.
         """
         from tqdm import tqdm
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         bar = tqdm(total=len(items), desc='inference', unit='img', disable=not progress)
         pending: List[Tuple[InferenceItem, np.ndarray]] = []
+        mean, std = self.normaliser()
+        range_note: Dict[str, Any] = {}  # this call's 16-bit warning, given once
         try:
             for n, item in enumerate(items):
                 try:
-                    pending.append((item, self.load_image(item)))
+                    pending.append((item, self.load_image(item, notes)))
                 except AOIDataError as err:
                     if failures is None:
                         raise
                     failures.append(dict(file=culprit(item, err), stem=item[0],
                                          reason=str(err)))
                     bar.update(1)
+                else:
+                    note_range(range_note, item, range_warning(pending[-1][1], mean, std),
+                                notes)
                 if pending and (len(pending) == batch_size or n == len(items) - 1):
                     yield from self._run(pending)
                     bar.update(len(pending))
@@ -349,3 +386,4 @@ class AOIInferencer:
         """
         items, _ = self.collect_inputs(inputs, strict=True)
         return list(self.iter_results(items, batch_size, progress))
+

@@ -67,7 +67,8 @@ def split_buffer_stem(path: str) -> Optional[Tuple[str, int]]:
     return m.group('stem'), int(m.group('idx'))
 
 
-def scan_buffer_pairs(folder: str, recursive: bool = True
+def scan_buffer_pairs(folder: str, recursive: bool = True,
+                      skipped_dirs: Optional[List[str]] = None
                       ) -> Tuple[List[Tuple[str, str, str]], List[Dict[str, str]]]:
     """List buffer pairs under ``folder`` and, separately, the files that form none.
 
@@ -81,6 +82,8 @@ def scan_buffer_pairs(folder: str, recursive: bool = True
     Args:
         folder (str): Folder to scan.
         recursive (bool): Scan sub-folders too. Defaults to True.
+        skipped_dirs (list, optional): When given, the label sub-folders
+            the scan skipped are appended to it (their paths).
 
     Returns:
         tuple: ``[(stem, buffer0_path, buffer1_path)]`` and the problems.
@@ -94,6 +97,9 @@ def scan_buffer_pairs(folder: str, recursive: bool = True
     found: Dict[str, List[Optional[str]]] = {}
     dup: Dict[str, List[str]] = {}
     for root, dirs, files in os.walk(folder):
+        if skipped_dirs is not None and recursive:
+            skipped_dirs += [osp.join(root, d) for d in sorted(dirs)
+                             if d.lower() in _LABEL_DIR_NAMES]
         dirs[:] = sorted(d for d in dirs if d.lower() not in _LABEL_DIR_NAMES)
         if not recursive:
             dirs[:] = []

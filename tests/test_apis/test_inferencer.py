@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 
 from aoissl_mm.apis import AOIInferencer
+from aoissl_mm.apis.inference_inputs import InferenceWarning
 from aoissl_mm.datasets.io import AOIDataError, find_buffer_pairs, scan_buffer_pairs
 from aoissl_mm.datasets.synthetic import generate_synthetic_aoi
 
@@ -106,7 +107,10 @@ def test_arrays_equal_files_8_and_16_bit(inferencer, tmp_path):
     pairs = [(str(tmp_path / f'a_buffer{i}.png') for i in range(2)),
              (str(tmp_path / f'b_buffer{i}.tif') for i in range(2))]
     from_files = inferencer([tuple(p) for p in pairs], progress=False)
-    from_arrays = inferencer([img8, img16], progress=False)
+    with pytest.warns(InferenceWarning) as caught:  # 16-bit values, a 0-255 Z-score
+        from_arrays = inferencer([img8, img16, img16], progress=False)[:2]
+    assert [str(w.message).split(':')[0] for w in caught] == ['array_1']  # once per call
+    assert 'tools/aoi_stats.py' in str(caught[0].message)
     assert [r.stem for r in from_files] == ['a', 'b']
     for f, a, img in zip(from_files, from_arrays, (img8, img16)):
         np.testing.assert_array_equal(f.image, img)

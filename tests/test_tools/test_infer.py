@@ -105,4 +105,5 @@ def test_infer_clean_input_exits_0(ckpt, tmp_path, monkeypatch):
     assert (out / 'masks' / 'x.png').is_file() and not (out / 'overlays').exists()
     report = json.loads((out / 'report.json').read_text())
     assert report['failed'] == [] and report['succeeded'] == ['x'] and report['tta'] is True
-    assert _run([CFG, ckpt, str(tmp_path / 'nowhere'), '--out', str(out)], monkeypatch) == 1
+    assert _run([CFG, ckpt, str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'out2')],
+                monkeypatch) == 2  # a usage error: nothing done
