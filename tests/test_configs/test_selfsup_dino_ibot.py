@@ -1,6 +1,7 @@
 """DINO / iBOT configs: paper protocol values, CPU recipes, and checkpoints that the
 fine-tuning configs load unchanged."""
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -106,16 +107,54 @@ def test_checkpoint_loads_into_the_finetuning_config(stem, tmp_path, pretrain_sc
             assert torch.equal(value, source[key]), key
 
 
-def test_dino_fixed_iteration_twin():
-    """The 250-iteration twin: the CPU recipe with an iteration schedule and no time budget."""
-    cpu = Config.fromfile(osp.join(SELFSUP, CPU['dino_vit-tiny']))
-    cfg = Config.fromfile(osp.join(SELFSUP, 'dino_vit-tiny_250it_aoi-128.py'))
-    assert cfg.train_cfg.max_iters == 250 and cfg.default_hooks.checkpoint.interval == 250
-    (teacher, ) = cfg.custom_hooks  # no TimeBudgetHook: the share is iter / max_iters
-    assert teacher == cpu.custom_hooks[1]
-    warmup, cosine = cfg.param_scheduler
-    assert (warmup.type, warmup.begin, warmup.end) == ('LinearLR', 0, 25)
-    assert (cosine.type, cosine.begin, cosine.end, cosine.eta_min) == \
-        ('CosineAnnealingLR', 25, 250, 1e-7)
+# fixed-iteration twin -> (its time-budget recipe, max_iters, warm-up iterations, the
+# fine-tuning config that starts from its checkpoint's teacher backbone)
+TWINS = {
+    'dino_vit-tiny_250it_aoi-128.py': ('dino_vit-tiny', 250, 25,
+                                       'upernet_vit-tiny-dinopre_757it_aoi-256.py'),
+    'ibot_vit-tiny_250it_aoi-128.py': ('ibot_vit-tiny', 250, 25,
+                                       'upernet_vit-tiny-ibotpre_757it_aoi-256.py'),
+}
+
+
+@pytest.mark.parametrize('twin', sorted(TWINS))
+def test_fixed_iteration_twin(twin, pretrain_scope):
+    """A twin: the CPU recipe with an iteration schedule and no time budget, whose checkpoint
+    is exactly the file its fine-tuning config loads."""
+    from mmpretrain.registry import HOOKS
+
+    from aoissl_mm.utils import setup_train_cfg
+    stem, max_iters, warmup, finetune = TWINS[twin]
+    path = osp.join(SELFSUP, twin)
+    cpu = Config.fromfile(osp.join(SELFSUP, CPU[stem]))
+    cfg = Config.fromfile(path)
+    name = osp.splitext(twin)[0]
+    assert re.search(r'_(\d+)it_', name).group(1) == str(max_iters)
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == max_iters
+    # no TimeBudgetHook: the teacher schedule's share is iter / max_iters
+    assert [h.type for h in cfg.custom_hooks] == ['TeacherScheduleHook']
+    assert all(HOOKS.get(h.type) is not None for h in cfg.custom_hooks)
+    (budget, ) = [h for h in cpu.custom_hooks if h.type == 'TimeBudgetHook']
+    (teacher, ) = [h for h in cpu.custom_hooks if h.type == 'TeacherScheduleHook']
+    assert cfg.custom_hooks[0] == teacher
+    # the recipe's warm-up share in iterations, then a cosine to its final LR at max_iters
+    assert warmup == round(budget.warmup_share * max_iters)
+    linear, cosine = cfg.param_scheduler
+    assert (linear.type, linear.by_epoch, linear.begin, linear.end, linear.start_factor) == \
+        ('LinearLR', False, 0, warmup, budget.get('warmup_start_factor', 1e-3))
+    assert (cosine.type, cosine.by_epoch, cosine.begin, cosine.end, cosine.eta_min) == \
+        ('CosineAnnealingLR', False, warmup, max_iters, budget.min_lr)
     assert cfg.model == cpu.model and cfg.optim_wrapper == cpu.optim_wrapper
     assert cfg.train_dataloader == cpu.train_dataloader
+    # one checkpoint at max_iters, iter_<max_iters>.pth in the default work dir ...
+    ckpt = cfg.default_hooks.checkpoint
+    assert ckpt.by_epoch is False and ckpt.interval == max_iters
+    assert ckpt.get('filename_tmpl') is None and cfg.get('work_dir') is None
+    work_dir = setup_train_cfg(Config.fromfile(path), path).work_dir
+    # ... which the fine-tuning config loads (the EMA teacher's backbone)
+    init = Config.fromfile(osp.join(ROOT, 'configs', 'upernet', finetune)).model.backbone.init_cfg
+    assert init.type == 'Pretrained' and init.prefix == 'teacher.backbone.'
+    assert init.checkpoint == f'work_dirs/{name}/iter_{max_iters}.pth'
+    assert osp.normpath(init.checkpoint) == osp.normpath(osp.join(work_dir,
+                                                                  f'iter_{max_iters}.pth'))
+    assert init.get('allow_partial', False) is False

@@ -2,10 +2,51 @@
 
 Unregistered helper of :class:`~aoissl_mm.datasets.transforms.AOIMultiCrop`.
 """
+import math
 from typing import Optional, Tuple
 
 import numpy as np
 from mmpretrain.datasets.transforms import BEiTMaskGenerator
+
+
+class _BlockPlacer(BEiTMaskGenerator):
+    """mmpretrain's BEiT block placement with every grid position reachable.
+
+    mmpretrain 1.2.0 ports BEiT's ``random.randint(0, H - h)`` (inclusive)
+    as ``np.random.randint(0, H - h)`` (exclusive), so a block never touches
+    the last row or column of the grid: on the 4 x 4 grid of FasterViT-0 at
+    128 px, 7 of the 16 tokens were never masked. :meth:`_mask` is that
+    method with the inclusive range of BEiT and iBOT; everything else is
+    :class:`BEiTMaskGenerator`'s.
+    """
+
+    def _mask(self, mask: np.ndarray, max_mask_patches: int) -> int:
+        """Add one block of at most ``max_mask_patches`` new tokens (10 attempts).
+
+        Args:
+            mask (np.ndarray): The ``(h, w)`` int mask, updated in place.
+            max_mask_patches (int): Most new tokens the block may add.
+
+        Returns:
+            int: The number of tokens masked (0 if no attempt fitted).
+        """
+        delta = 0
+        for _ in range(10):
+            target_area = np.random.uniform(self.min_num_patches, max_mask_patches)
+            aspect_ratio = math.exp(np.random.uniform(*self.log_aspect_ratio))
+            h = int(round(math.sqrt(target_area * aspect_ratio)))
+            w = int(round(math.sqrt(target_area / aspect_ratio)))
+            if w < self.width and h < self.height:
+                top = np.random.randint(0, self.height - h + 1)
+                left = np.random.randint(0, self.width - w + 1)
+                window = mask[top:top + h, left:left + w]
+                new = h * w - int(window.sum())
+                if 0 < new <= max_mask_patches:
+                    window[...] = 1
+                    delta += new
+                if delta > 0:
+                    break
+        return delta
 
 
 def default_min_block(grid_hw: Tuple[int, int]) -> int:
@@ -26,7 +67,9 @@ def block_mask(grid_hw: Tuple[int, int], num_masked: int,
     :class:`~mmpretrain.datasets.transforms.BEiTMaskGenerator` rule (area
     ~ U(``min_block``, remaining), aspect ratio log-uniform in [0.3, 1/0.3],
     up to 10 placement attempts, accepted only if it adds between 1 and
-    ``remaining`` new tokens). mmpretrain's own ``transform`` loops until the
+    ``remaining`` new tokens), at any position of the grid (BEiT's rule;
+    mmpretrain's port never reaches the last row and column, see
+    :class:`_BlockPlacer`). mmpretrain's own ``transform`` loops until the
     exact count is reached, which never ends when no block fits (e.g. one
     token left and every draw overlaps); iBOT's loop, used here, stops at the
     first round that adds nothing, so the mask may hold fewer tokens than asked.
@@ -51,8 +94,7 @@ def block_mask(grid_hw: Tuple[int, int], num_masked: int,
     mask = np.zeros((h, w), dtype=int)
     if target == 0:
         return mask.astype(bool)
-    placer = BEiTMaskGenerator(input_size=(h, w), num_masking_patches=target,
-                               min_num_patches=low)
+    placer = _BlockPlacer(input_size=(h, w), num_masking_patches=target, min_num_patches=low)
     count = 0
     while count < target:
         delta = placer._mask(mask, target - count)

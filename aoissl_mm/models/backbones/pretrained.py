@@ -6,13 +6,16 @@ Unregistered helpers shared by :class:`FasterViT` and :class:`AOIViT`:
   through :mod:`aoissl_mm.utils.checkpoint` (weights-only, its container
   rules), chooses the key prefix of the backbone (``backbone.``/``encoder.``/
   none), refuses checkpoints of another architecture with a message naming
-  the mismatching keys, and reports what was loaded.
+  the mismatching keys (and, when the key names show it, saying that the
+  checkpoint is of the other backbone: ``levels.N`` = FasterViT,
+  ``pos_embed``/``blocks.N`` = ViT), and reports what was loaded.
 * :func:`init_backbone_weights` implements ``init_weights()`` for an mmengine
   ``init_cfg`` that may contain ``dict(type='Pretrained', checkpoint=...,
   prefix=...)``; mmengine's ``PretrainedInit`` is deliberately not used (it
   loads non-strictly and silently).
 """
 import logging
+import re
 from collections.abc import Mapping
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -28,12 +31,55 @@ __all__ = ['load_backbone_weights', 'init_backbone_weights']
 
 # prefixes tried after the caller's prefix; '' = a raw backbone state dict
 _FALLBACK_PREFIXES = ('backbone.', 'encoder.', '')
+# backbone families recognised by their key names (for the error messages)
+_FASTERVIT_KEY = re.compile(r'levels\.\d+\.')
+_VIT_KEY = re.compile(r'blocks\.\d+\.')
 
 
 def _strip(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
     if not prefix:
         return dict(state)
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _architecture(keys: Sequence[str]) -> Optional[Tuple[str, str]]:
+    """The backbone family that key names look like: ``(family, telling keys)`` or None.
+
+    ``levels.N.`` keys: a FasterViT; ``pos_embed`` or ``blocks.N.`` keys: a ViT.
+    """
+    if any(_FASTERVIT_KEY.match(k) for k in keys):
+        return 'FasterViT', 'levels.N'
+    if 'pos_embed' in keys or any(_VIT_KEY.match(k) for k in keys):
+        return 'ViT', 'pos_embed, blocks.N'
+    return None
+
+
+def _architecture_hint(state: Dict[str, torch.Tensor], prefixes: Sequence[str],
+                       own: Sequence[str], name: str) -> str:
+    """A sentence for the error messages when the checkpoint is of the other backbone.
+
+    Args:
+        state (Dict[str, torch.Tensor]): The checkpoint's full state dict.
+        prefixes (Sequence[str]): Key prefixes to try, best first.
+        own (Sequence[str]): The module's state-dict keys.
+        name (str): The module's class name.
+
+    Returns:
+        str: ``"; the checkpoint's 'backbone.' keys look like a ViT ..."``, or
+        ``''`` when the families agree or either is not recognised.
+    """
+    mine = _architecture(list(own))
+    for p in prefixes:
+        theirs = _architecture(list(_strip(state, p)))
+        if theirs is None:
+            continue
+        if mine is None or theirs[0] == mine[0]:
+            return ''
+        return (f"; the checkpoint's {p!r} keys look like a {theirs[0]} checkpoint "
+                f"({theirs[1]}), but the config's backbone is {name} ({mine[1]}): point "
+                f"the backbone's Pretrained init_cfg at an SSL checkpoint of the same "
+                f'backbone')
+    return ''
 
 
 def load_backbone_weights(
@@ -99,7 +145,8 @@ def load_backbone_weights(
         raise RuntimeError(
             f'no tensor of checkpoint {path!r} matches a parameter of {name} '
             f'(tried key prefixes {prefixes}); checkpoint keys look like '
-            f'{sorted(state)[:5]}, {name} expects e.g. {list(own)[:5]}')
+            f'{sorted(state)[:5]}, {name} expects e.g. {list(own)[:5]}'
+            + _architecture_hint(state, prefixes, list(own), name))
 
     convert = getattr(module, 'convert_checkpoint', None)
     if callable(convert):
@@ -110,7 +157,8 @@ def load_backbone_weights(
         raise ValueError(
             f'checkpoint {path!r} does not fit {name} (key prefix {best_prefix!r}); '
             f'shape mismatch for {len(diff.mismatched)} tensor(s): '
-            + '; '.join(f'{k}: expected {m}, found {c}' for k, m, c in diff.mismatched))
+            + '; '.join(f'{k}: expected {m}, found {c}' for k, m, c in diff.mismatched)
+            + _architecture_hint(state, [best_prefix], list(own), name))
 
     if diff.missing and not allow_partial:
         missing = sorted(diff.missing)
@@ -119,7 +167,7 @@ def load_backbone_weights(
             f'{len(own) - len(missing)}/{len(own)} tensors of {name}; missing: '
             f'{missing[:10]}{" ..." if len(missing) > 10 else ""}. Nothing was loaded; set '
             f"allow_partial=True in the backbone's Pretrained init_cfg to fine-tune from a "
-            f'partial checkpoint')
+            f'partial checkpoint' + _architecture_hint(state, [best_prefix], list(own), name))
     matched = {k: v for k, v in best.items() if k in own}
     module.load_state_dict(matched, strict=False)
     loaded = sorted(matched)
