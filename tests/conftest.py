@@ -46,6 +46,29 @@ def random_segmentor_checkpoint():
     return _random_segmentor_checkpoint
 
 
+
+class ImageWriter:
+    """Writes test images with PIL (not the package's own writer): ``image(path, arr)`` one
+    file, ``pair(folder, stem, arr)`` the ``<stem>_buffer0/1.png`` pair of an H x W x 2 array."""
+
+    @staticmethod
+    def image(path, arr) -> None:
+        import numpy as np
+        from PIL import Image
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(arr)).save(str(path))
+
+    def pair(self, folder, stem: str, arr) -> None:
+        for i in range(2):
+            self.image(folder / f'{stem}_buffer{i}.png', arr[..., i])
+
+
+@pytest.fixture(scope='session')
+def image_writer():
+    """An :class:`ImageWriter`."""
+    return ImageWriter()
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from aoissl_mm.apis.inference_inputs import (
     InferenceWarning,
@@ -23,15 +22,6 @@ from aoissl_mm.datasets.io import AOIDataError, scan_buffer_pairs
 
 MEAN, STD = [45.42, 59.82], [56.70, 69.03]  # the configs' Z-score, 0-255 units
 
-
-def _pil(path, arr):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(str(path))
-
-
-def _pair(folder, stem, arr):
-    for i in range(2):
-        _pil(folder / f'{stem}_buffer{i}.png', np.ascontiguousarray(arr[..., i]))
 
 
 def test_device_defaults_to_cuda_when_available(monkeypatch):
@@ -78,12 +68,13 @@ def test_range_warning_only_for_16_bit_values_and_0_255_stats():
     assert range_warning(np.full((3, 3, 2), 255, np.uint8), MEAN, STD) is None
 
 
-def test_label_named_sub_folders_are_reported(tmp_path):
+def test_label_named_sub_folders_are_reported(tmp_path, image_writer):
     rng = np.random.default_rng(0)
-    _pair(tmp_path, 'a', rng.integers(0, 256, (8, 10, 2), dtype=np.uint8))
-    _pair(tmp_path / 'lot' / 'masks', 'm', rng.integers(0, 256, (8, 10, 2), dtype=np.uint8))
-    _pil(tmp_path / 'lot' / 'Labels' / 'deep' / 'q_buffer1.png', np.zeros((8, 10), np.uint8))
-    _pil(tmp_path / 'labels' / 'a.png', np.zeros((8, 10), np.uint8))  # a real label: quiet
+    w, zeros = image_writer, np.zeros((8, 10), np.uint8)
+    w.pair(tmp_path, 'a', rng.integers(0, 256, (8, 10, 2), dtype=np.uint8))
+    w.pair(tmp_path / 'lot' / 'masks', 'm', rng.integers(0, 256, (8, 10, 2), dtype=np.uint8))
+    w.image(tmp_path / 'lot' / 'Labels' / 'deep' / 'q_buffer1.png', zeros)
+    w.image(tmp_path / 'labels' / 'a.png', zeros)  # a real label: quiet
     dirs = []
     pairs, problems = scan_buffer_pairs(str(tmp_path), skipped_dirs=dirs)
     assert pairs == scan_buffer_pairs(str(tmp_path))[0] and [p[0] for p in pairs] == ['a']
@@ -105,10 +96,10 @@ def test_label_named_sub_folders_are_reported(tmp_path):
         collect_inputs(str(tmp_path / 'lot'), strict=False, skipped=[])
 
 
-def test_colour_buffer_noted_per_file(tmp_path):
+def test_colour_buffer_noted_per_file(tmp_path, image_writer):
     grey = np.random.default_rng(1).integers(0, 256, (6, 7), dtype=np.uint8)
-    _pil(tmp_path / 'c_buffer0.png', np.stack([grey] * 3, -1))  # RGB file, R = G = B
-    _pil(tmp_path / 'c_buffer1.png', grey[::-1].copy())
+    image_writer.image(tmp_path / 'c_buffer0.png', np.stack([grey] * 3, -1))  # RGB file, R = G = B
+    image_writer.image(tmp_path / 'c_buffer1.png', grey[::-1].copy())
     item = ('c', (str(tmp_path / 'c_buffer0.png'), str(tmp_path / 'c_buffer1.png')))
     notes = []
     with pytest.warns(InferenceWarning, match='3 channels; keeping the first one'):
@@ -117,7 +108,7 @@ def test_colour_buffer_noted_per_file(tmp_path):
     assert len(notes) == 1 and notes[0]['file'] == str(tmp_path / 'c_buffer0.png')
     assert notes[0]['stem'] == 'c' and '3 channels' in notes[0]['warning']
     notes = []
-    _pil(tmp_path / 'c_buffer0.png', grey)
+    image_writer.image(tmp_path / 'c_buffer0.png', grey)
     load_image(item, notes)
     assert notes == []
 

@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from aoissl_mm.apis import AOIInferencer
 
@@ -26,15 +25,6 @@ def ckpt(tmp_path_factory, random_segmentor_checkpoint):
     model, path = random_segmentor_checkpoint(tmp_path_factory.mktemp('infer_cli'), CFG, seed=2)
     return path
 
-
-def _pil(path, arr):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(str(path))
-
-
-def _pair(folder, stem, arr):
-    for i in range(2):
-        _pil(folder / f'{stem}_buffer{i}.png', np.ascontiguousarray(arr[..., i]))
 
 
 def _infer(capsys, *args):
@@ -58,9 +48,9 @@ def _one_error_line(err, *words):
         assert word in err[0], (word, err[0])
 
 
-def test_usage_errors_are_one_line_exit_2(ckpt, tmp_path, capsys):
+def test_usage_errors_are_one_line_exit_2(ckpt, tmp_path, capsys, image_writer):
     src = tmp_path / 'in'
-    _pair(src, 'a', np.zeros((8, 8, 2), np.uint8))
+    image_writer.pair(src, 'a', np.zeros((8, 8, 2), np.uint8))
     corrupt = tmp_path / 'corrupt.pth'
     corrupt.write_bytes(open(ckpt, 'rb').read()[:4000])  # truncated
     out = tmp_path / 'out'
@@ -84,26 +74,27 @@ def test_usage_errors_are_one_line_exit_2(ckpt, tmp_path, capsys):
         TOOL['main']([CFG, str(corrupt), str(src), '--out', str(out), '--debug'])
 
 
-def test_a_bug_keeps_its_traceback(ckpt, tmp_path, monkeypatch):
+def test_a_bug_keeps_its_traceback(ckpt, tmp_path, monkeypatch, image_writer):
     def broken(*args, **kwargs):
         raise TypeError('a bug')
     monkeypatch.setattr('aoissl_mm.apis.AOIInferencer', broken)
-    _pair(tmp_path / 'in', 'a', np.zeros((8, 8, 2), np.uint8))
+    image_writer.pair(tmp_path / 'in', 'a', np.zeros((8, 8, 2), np.uint8))
     with pytest.raises(TypeError, match='a bug'):
         TOOL['main']([CFG, ckpt, str(tmp_path / 'in'), '--out', str(tmp_path / 'out')])
 
 
-def test_warnings_skipped_folders_and_overwrite(ckpt, tmp_path, capsys):
+def test_warnings_skipped_folders_and_overwrite(ckpt, tmp_path, capsys, image_writer):
     rng = np.random.default_rng(0)
     src = tmp_path / 'lot'
     img_a = rng.integers(0, 256, (40, 56, 2), dtype=np.uint8)
-    _pair(src, 'a', img_a)
-    _pair(src, 'd1', rng.integers(0, 4096, (40, 56, 2), dtype=np.uint16))  # 12-bit in 16
-    _pair(src, 'sub/d2', rng.integers(300, 4096, (40, 56, 2), dtype=np.uint16))
+    image_writer.pair(src, 'a', img_a)
+    # 12-bit data in 16-bit files
+    image_writer.pair(src, 'd1', rng.integers(0, 4096, (40, 56, 2), dtype=np.uint16))
+    image_writer.pair(src, 'sub/d2', rng.integers(300, 4096, (40, 56, 2), dtype=np.uint16))
     grey = rng.integers(0, 256, (40, 56), dtype=np.uint8)
-    _pil(src / 'c_buffer0.png', np.stack([grey] * 3, -1))  # an RGB buffer
-    _pil(src / 'c_buffer1.png', grey)
-    _pair(src / 'sub' / 'masks', 'm', img_a)  # skipped by the walk: label folder name
+    image_writer.image(src / 'c_buffer0.png', np.stack([grey] * 3, -1))  # an RGB buffer
+    image_writer.image(src / 'c_buffer1.png', grey)
+    image_writer.pair(src / 'sub' / 'masks', 'm', img_a)  # skipped by the walk: label folder name
     out = tmp_path / 'out'
     code, stdout, err = _infer(capsys, CFG, ckpt, src, '--out', out, '--no-progress',
                                '--cfg-options', 'crop_size=(64,64)')

@@ -9,26 +9,11 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 P = 16
 C = 4
 MEAN, STD = [45.42, 59.82], [56.70, 69.03]
-
-
-def _model(**kwargs):
-    cfg = dict(
-        type='RetrievalSegmentor',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=False,
-                               pad_val=0, seg_pad_val=255),
-        backbone=dict(type='AOIViT', arch='tiny', in_channels=2, img_size=64, patch_size=P,
-                      drop_path_rate=0.0),
-        num_classes=C, class_names=['wire', 'ball', 'wedge', 'epoxy'],
-        memory=dict(index_type='flat', device='cpu'))
-    cfg.update(kwargs)
-    torch.manual_seed(0)
-    return MODELS.build(cfg)
 
 
 def _images(n, size, seed):
@@ -101,8 +86,8 @@ def _brute_force(mem_keys, mem_vals, q_keys, ks, aggregation, betas, mode='inver
     dict(k=[2, 6, 3, 5], aggregation='attention', beta=[0.02, 0.1, 0.3, 0.05]),
     dict(k=4, aggregation='similarity', similarity_mode='normalized'),
 ])
-def test_patch_level_equals_brute_force(seg_scope, kwargs):
-    model = _model(**kwargs)
+def test_patch_level_equals_brute_force(seg_scope, kwargs, build_model):
+    model = build_model(**kwargs)
     mem_imgs, mem_masks = _images(3, (64, 48), seed=1)
     q_imgs, _ = _images(2, (48, 64), seed=2)
     model.build_memory([_batch(mem_imgs[:2], mem_masks[:2]), _batch(mem_imgs[2:], mem_masks[2:])],
@@ -127,8 +112,8 @@ def test_patch_level_equals_brute_force(seg_scope, kwargs):
         np.testing.assert_array_equal(pred[away], (expected > thr)[away])
 
 
-def test_query_not_multiple_of_patch_is_padded_with_black(seg_scope):
-    model = _model(k=3)
+def test_query_not_multiple_of_patch_is_padded_with_black(seg_scope, build_model):
+    model = build_model(k=3)
     mem_imgs, mem_masks = _images(2, (64, 64), seed=3)
     model.build_memory([_batch(mem_imgs, mem_masks)], progress=False)
     q_img, _ = _images(1, (40, 56), seed=4)
@@ -143,8 +128,8 @@ def test_query_not_multiple_of_patch_is_padded_with_black(seg_scope):
     torch.testing.assert_close(out_small, out_big[:, :, :40, :56], atol=1e-5, rtol=0)
 
 
-def test_identical_keys_tie_by_insertion_order(seg_scope):
-    model = _model(k=1)
+def test_identical_keys_tie_by_insertion_order(seg_scope, build_model):
+    model = build_model(k=1)
     img, mask = _images(1, (32, 32), seed=5)
     other = 1 - mask  # same image, complementary labels, added second
     model.build_memory([_batch(img, mask), _batch(img, other)], progress=False)
@@ -155,8 +140,8 @@ def test_identical_keys_tie_by_insertion_order(seg_scope):
     np.testing.assert_allclose(scores[0].numpy(), mask[0].astype(np.float32), atol=1e-6)
 
 
-def test_image_level_equals_brute_force(seg_scope):
-    model = _model(level='image', k=2, threshold=0.5)
+def test_image_level_equals_brute_force(seg_scope, build_model):
+    model = build_model(level='image', k=2, threshold=0.5)
     mem_imgs, mem_masks = _images(4, (32, 32), seed=6)
     model.build_memory([_batch(mem_imgs, mem_masks)], progress=False)
     assert len(model.memory) == 4
@@ -202,11 +187,11 @@ def _slide_reference(model, inputs, crop, stride, average=True):
     return total / count
 
 
-def test_slide_equals_windows_averaged_by_hand(seg_scope):
+def test_slide_equals_windows_averaged_by_hand(seg_scope, build_model):
     """Slide inference on an 80 x 48 query with 32 x 40 windows (40: not a multiple of the
     patch, so each window is padded with black and cropped back), strides 24 x 20: 3 x 2
     overlapping windows, the last of each axis moved back inside the image."""
-    model = _model(k=3)
+    model = build_model(k=3)
     mem_imgs, mem_masks = _images(2, (64, 64), seed=8)
     model.build_memory([_batch(mem_imgs, mem_masks)], progress=False)
     q_img, _ = _images(1, (80, 48), seed=9)
@@ -227,8 +212,8 @@ def test_slide_equals_windows_averaged_by_hand(seg_scope):
     assert np.abs(slide - wrong).max() > 0.05
 
 
-def test_errors_are_named(seg_scope):
-    model = _model(k=50)
+def test_errors_are_named(seg_scope, build_model):
+    model = build_model(k=50)
     with pytest.raises(RuntimeError, match='no memory'):
         model.encode_decode(torch.zeros(1, 2, 32, 32), [])
     img, mask = _images(1, (32, 32), seed=10)
@@ -238,38 +223,38 @@ def test_errors_are_named(seg_scope):
     with pytest.raises(ValueError, match='no images'):
         model.build_memory([], progress=False)
     with pytest.raises(ValueError, match="'k' must be one int or a list of 4"):
-        _model(k=[1, 2])
+        build_model(k=[1, 2])
     with pytest.raises(ValueError, match=r"'beta' must be one float or a list of 4 \(one per "
                                          r'class\), got 3 values'):
-        _model(aggregation='attention', beta=[0.02, 0.1, 0.3])
+        build_model(aggregation='attention', beta=[0.02, 0.1, 0.3])
     with pytest.raises(ValueError, match="'beta' values must be > 0"):
-        _model(aggregation='attention', beta=[0.02, 0.1, 0.3, 0.0])
+        build_model(aggregation='attention', beta=[0.02, 0.1, 0.3, 0.0])
     with pytest.raises(ValueError, match="'threshold'"):
-        _model(threshold=[0.5, 0.5])
+        build_model(threshold=[0.5, 0.5])
     with pytest.raises(RuntimeError, match='not trained'):
         model.loss(torch.zeros(1, 2, 32, 32), [])
 
 
-def test_memory_metadata_mismatch_is_refused(seg_scope, tmp_path):
-    model = _model(k=1)
+def test_memory_metadata_mismatch_is_refused(seg_scope, tmp_path, build_model):
+    model = build_model(k=1)
     img, mask = _images(1, (32, 32), seed=11)
     model.build_memory([_batch(img, mask)], progress=False)
     model.memory.save(str(tmp_path / 'mem'))
-    other = _model(k=1)
+    other = build_model(k=1)
     with torch.no_grad():
         other.backbone.cls_token.add_(1.0)
     with pytest.raises(ValueError, match='backbone_digest'):
         other.load_memory(str(tmp_path / 'mem'))
-    renamed = _model(k=1, class_names=['a', 'b', 'c', 'd'])
+    renamed = build_model(k=1, class_names=['a', 'b', 'c', 'd'])
     with pytest.raises(ValueError, match='classes'):
         renamed.load_memory(str(tmp_path / 'mem'))
-    same = _model(k=1)
+    same = build_model(k=1)
     same.load_memory(str(tmp_path / 'mem'))
     assert len(same.memory) == 4
 
 
-def test_checkpoint_backbone_is_taken_from_ssl_checkpoint(seg_scope):
-    model = _model()
+def test_checkpoint_backbone_is_taken_from_ssl_checkpoint(seg_scope, build_model):
+    model = build_model()
     state = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
     state['neck.decoder_embed.weight'] = torch.zeros(2, 2)
     kept = model.filter_checkpoint_state(state, 'ssl.pth')
@@ -278,10 +263,10 @@ def test_checkpoint_backbone_is_taken_from_ssl_checkpoint(seg_scope):
     assert set(bare) == set(model.state_dict())
 
 
-def test_checkpoint_prefix_takes_the_dino_teacher(seg_scope):
+def test_checkpoint_prefix_takes_the_dino_teacher(seg_scope, build_model):
     """A DINO/iBOT checkpoint holds the student (backbone.) and the EMA teacher
     (teacher.backbone.): checkpoint_prefix picks which one is loaded."""
-    model = _model(checkpoint_prefix='teacher.backbone.')
+    model = build_model(checkpoint_prefix='teacher.backbone.')
     own = model.backbone.state_dict()
     state = {f'backbone.{k}': torch.zeros_like(v) for k, v in own.items()}
     state.update({f'teacher.backbone.{k}': torch.full_like(v, 2.0) for k, v in own.items()})
@@ -292,15 +277,15 @@ def test_checkpoint_prefix_takes_the_dino_teacher(seg_scope):
     model.load_state_dict(kept, strict=True)
     assert bool((model.backbone.cls_token == 2.0).all())
     # the default prefix takes the student
-    student = _model().filter_checkpoint_state(state, 'dino.pth')
+    student = build_model().filter_checkpoint_state(state, 'dino.pth')
     assert all(bool((v == 0.0).all()) for v in student.values())
 
 
-def test_checkpoint_of_another_grid_gets_its_position_table_resized(seg_scope):
+def test_checkpoint_of_another_grid_gets_its_position_table_resized(seg_scope, build_model):
     """An iBOT encoder trained at 224 (14 x 14 grid) on a retrieval model of 64 px
     (4 x 4): the patch part of pos_embed is resized bicubically, the CLS slot kept;
     reference: torch's own bicubic resize of the 14 x 14 table."""
-    model = _model(checkpoint_prefix='teacher.backbone.')
+    model = build_model(checkpoint_prefix='teacher.backbone.')
     own = model.backbone.state_dict()
     dim = own['pos_embed'].shape[-1]
     side = 64 // P
@@ -317,11 +302,11 @@ def test_checkpoint_of_another_grid_gets_its_position_table_resized(seg_scope):
     model.load_state_dict(kept, strict=True)
 
 
-def test_checkpoint_prefix_missing_or_malformed_is_an_error(seg_scope):
-    model = _model(checkpoint_prefix='teacher.backbone.')
+def test_checkpoint_prefix_missing_or_malformed_is_an_error(seg_scope, build_model):
+    model = build_model(checkpoint_prefix='teacher.backbone.')
     state = {f'backbone.{k}': v for k, v in model.backbone.state_dict().items()}
     with pytest.raises(ValueError, match="mae.pth: no key starts with checkpoint_prefix="
                                          "'teacher.backbone.'.*backbone.cls_token"):
         model.filter_checkpoint_state(state, 'mae.pth')
     with pytest.raises(ValueError, match="'checkpoint_prefix' must be a key prefix ending"):
-        _model(checkpoint_prefix='teacher')
+        build_model(checkpoint_prefix='teacher')

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from aoissl_mm.models.retrieval import PatchMemory
@@ -15,20 +14,6 @@ from aoissl_mm.models.retrieval.faiss_io import read_flat_index
 
 P, C, D = 16, 4, 384
 MEAN, STD = [45.42, 59.82], [56.70, 69.03]
-
-
-def _model(**kwargs):
-    cfg = dict(
-        type='RetrievalSegmentor',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=False,
-                               pad_val=0, seg_pad_val=255),
-        backbone=dict(type='AOIViT', arch='tiny', in_channels=2, img_size=64, patch_size=P,
-                      drop_path_rate=0.0),
-        num_classes=C, class_names=['wire', 'ball', 'wedge', 'epoxy'],
-        memory=dict(index_type='flat', device='cpu'))
-    cfg.update(kwargs)
-    torch.manual_seed(0)
-    return MODELS.build(cfg)
 
 
 def _sample(img, mask):
@@ -62,8 +47,9 @@ def _saved_memory(model, tmp_path, key_dim=D, value_shape=(P * P, C)):
     return path, memory
 
 
-def test_memory_of_another_key_size_or_patch_geometry_is_refused_at_load(seg_scope, tmp_path):
-    model = _model(k=3)
+def test_memory_of_another_key_size_or_patch_geometry_is_refused_at_load(seg_scope, tmp_path,
+                                                                          build_model):
+    model = build_model(k=3)
     assert model.key_dim == D
     path, _ = _saved_memory(model, tmp_path, key_dim=192)
     with pytest.raises(ValueError, match=f"memory {path}: 'key_dim' is 192 in the saved memory "
@@ -85,8 +71,8 @@ def test_memory_of_another_key_size_or_patch_geometry_is_refused_at_load(seg_sco
     assert len(model.load_memory(good)) == 8
 
 
-def test_empty_memory_and_k_errors_name_the_memory(seg_scope, tmp_path):
-    model = _model(k=9)
+def test_empty_memory_and_k_errors_name_the_memory(seg_scope, tmp_path, build_model):
+    model = build_model(k=9)
     model.memory = PatchMemory(D, (P * P, C), device='cpu')
     with pytest.raises(RuntimeError, match=r'the memory is empty \(0 entries\)'):
         model.encode_decode(torch.zeros(1, 2, 32, 32), [])
@@ -105,10 +91,10 @@ def _patches_loop(mask):
                      for r in range(0, mask.shape[1], P) for c in range(0, mask.shape[2], P)])
 
 
-def test_whole_images_of_different_sizes_store_every_patch(seg_scope, tmp_path):
+def test_whole_images_of_different_sizes_store_every_patch(seg_scope, tmp_path, build_model):
     """Whole non-square images of different sizes in one batch: each is padded (black image,
     background mask) to the patch multiple on its own, ceil(H/p) * ceil(W/p) entries each."""
-    model = _model(k=1)
+    model = build_model(k=1)
     sizes = [(40, 56), (50, 30), (32, 48)]
     imgs, masks = zip(*(_image(s, seed=i) for i, s in enumerate(sizes)))
     model.build_memory([_batch(imgs[:2], masks[:2]), _batch(imgs[2:], masks[2:])],
@@ -134,10 +120,10 @@ def test_whole_images_of_different_sizes_store_every_patch(seg_scope, tmp_path):
     np.testing.assert_array_equal(values, np.concatenate(ref_vals))
 
 
-def test_memory_verify_option(seg_scope, tmp_path):
+def test_memory_verify_option(seg_scope, tmp_path, build_model):
     """model.memory.verify=False skips the SHA-256 check (a very large memory); the default
     refuses a flipped byte, naming the file. Neither reaches the PatchMemory constructor."""
-    model = _model(k=1)
+    model = build_model(k=1)
     path, _ = _saved_memory(model, tmp_path)
     values = pathlib.Path(path) / 'values_00000.npy'
     data = bytearray(values.read_bytes())
@@ -145,7 +131,7 @@ def test_memory_verify_option(seg_scope, tmp_path):
     values.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=f'{values}: corrupted or truncated file'):
         model.load_memory(path)
-    lax = _model(k=1, memory=dict(index_type='flat', device='cpu', verify=False))
+    lax = build_model(k=1, memory=dict(index_type='flat', device='cpu', verify=False))
     assert lax.memory_cfg == dict(index_type='flat', device='cpu')
     assert len(lax.load_memory(path)) == 8
     with pytest.raises(ValueError, match=f'{values}: corrupted or truncated file'):
