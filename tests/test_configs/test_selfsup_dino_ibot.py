@@ -1,7 +1,6 @@
 """DINO / iBOT configs: paper protocol values, CPU recipes, and checkpoints that the
 fine-tuning configs load unchanged."""
 import os.path as osp
-import re
 
 import pytest
 import torch
@@ -118,43 +117,14 @@ TWINS = {
 
 
 @pytest.mark.parametrize('twin', sorted(TWINS))
-def test_fixed_iteration_twin(twin, pretrain_scope):
+def test_fixed_iteration_twin(twin, pretrain_scope, check_fixed_iteration_twin):
     """A twin: the CPU recipe with an iteration schedule and no time budget, whose checkpoint
-    is exactly the file its fine-tuning config loads."""
-    from mmpretrain.registry import HOOKS
-
-    from aoissl_mm.utils import setup_train_cfg
+    (the EMA teacher's backbone) is exactly the file its fine-tuning config loads."""
     stem, max_iters, warmup, finetune = TWINS[twin]
-    path = osp.join(SELFSUP, twin)
+    cfg = check_fixed_iteration_twin(twin, CPU[stem], max_iters, warmup, finetune,
+                                     prefix='teacher.backbone.')
+    # no TimeBudgetHook: the recipe's teacher schedule, its share = iter / max_iters
     cpu = Config.fromfile(osp.join(SELFSUP, CPU[stem]))
-    cfg = Config.fromfile(path)
-    name = osp.splitext(twin)[0]
-    assert re.search(r'_(\d+)it_', name).group(1) == str(max_iters)
-    assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == max_iters
-    # no TimeBudgetHook: the teacher schedule's share is iter / max_iters
-    assert [h.type for h in cfg.custom_hooks] == ['TeacherScheduleHook']
-    assert all(HOOKS.get(h.type) is not None for h in cfg.custom_hooks)
-    (budget, ) = [h for h in cpu.custom_hooks if h.type == 'TimeBudgetHook']
     (teacher, ) = [h for h in cpu.custom_hooks if h.type == 'TeacherScheduleHook']
+    assert [h.type for h in cfg.custom_hooks] == ['TeacherScheduleHook']
     assert cfg.custom_hooks[0] == teacher
-    # the recipe's warm-up share in iterations, then a cosine to its final LR at max_iters
-    assert warmup == round(budget.warmup_share * max_iters)
-    linear, cosine = cfg.param_scheduler
-    assert (linear.type, linear.by_epoch, linear.begin, linear.end, linear.start_factor) == \
-        ('LinearLR', False, 0, warmup, budget.get('warmup_start_factor', 1e-3))
-    assert (cosine.type, cosine.by_epoch, cosine.begin, cosine.end, cosine.eta_min) == \
-        ('CosineAnnealingLR', False, warmup, max_iters, budget.min_lr)
-    assert cfg.model == cpu.model and cfg.optim_wrapper == cpu.optim_wrapper
-    assert cfg.train_dataloader == cpu.train_dataloader
-    # one checkpoint at max_iters, iter_<max_iters>.pth in the default work dir ...
-    ckpt = cfg.default_hooks.checkpoint
-    assert ckpt.by_epoch is False and ckpt.interval == max_iters
-    assert ckpt.get('filename_tmpl') is None and cfg.get('work_dir') is None
-    work_dir = setup_train_cfg(Config.fromfile(path), path).work_dir
-    # ... which the fine-tuning config loads (the EMA teacher's backbone)
-    init = Config.fromfile(osp.join(ROOT, 'configs', 'upernet', finetune)).model.backbone.init_cfg
-    assert init.type == 'Pretrained' and init.prefix == 'teacher.backbone.'
-    assert init.checkpoint == f'work_dirs/{name}/iter_{max_iters}.pth'
-    assert osp.normpath(init.checkpoint) == osp.normpath(osp.join(work_dir,
-                                                                  f'iter_{max_iters}.pth'))
-    assert init.get('allow_partial', False) is False
