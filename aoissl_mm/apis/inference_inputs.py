@@ -203,7 +203,9 @@ def resolve_checkpoint(path: str) -> str:
                                 'train.py)')
     with open(last, encoding='utf-8') as f:
         target = f.read().strip()
-    for candidate in (target, osp.join(path, osp.basename(target))):
+    # the file inside the given work dir first: a copied work dir's last_checkpoint still names
+    # the original run's path, which must not be picked up instead
+    for candidate in (osp.join(path, osp.basename(target)), target):
         if target and osp.isfile(candidate):
             return candidate
     raise FileNotFoundError(f'{last} names {target!r}, which is not a file (nor is '

@@ -47,6 +47,14 @@ def _files_under(folder: str) -> List[str]:
                   for root, _, names in os.walk(folder) for name in names)
 
 
+def _links_under(folder: str) -> List[str]:
+    """Symbolic links at or below ``folder`` (a link could lead a removal outside OUT)."""
+    if osp.islink(folder):
+        return [folder]
+    return sorted(osp.join(root, n) for root, dirs, names in os.walk(folder)
+                  for n in dirs + names if osp.islink(osp.join(root, n)))
+
+
 def previous_outputs(out_dir: str) -> List[str]:
     """What a previous run left in ``out_dir``: its files, and its sub-folders holding files."""
     found = [n for n in OUTPUT_FILES if osp.lexists(osp.join(out_dir, n))]
@@ -119,6 +127,9 @@ def prepare_output_folder(out_dir: str, overwrite: bool = False,
             f'--out {out_dir}: holds the outputs of a previous run ({", ".join(found)}), which '
             "would be mixed with this run's; pass --overwrite (overwrite=True) to replace them "
             '(only files that run wrote are removed) or choose another --out')
+    links = [p for d in OUTPUT_DIRS for p in _links_under(osp.join(out_dir, d))]
+    if links:  # tools/infer.py writes plain files and folders only
+        raise _not_ours(links[0], 'a symbolic link')
     stems = _previous_stems(out_dir)
     own = {osp.normpath(osp.join(out_dir, d, _safe_stem(s) + '.png'))
            for s in stems for d in OUTPUT_DIRS}

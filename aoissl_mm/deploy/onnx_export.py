@@ -39,6 +39,12 @@ META_KEYS = ('classes', 'thresholds', 'mean', 'std', 'crop', 'size_divisor', 'fi
              'config', 'checkpoint_sha256')
 
 
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message ('' for an empty message)."""
+    lines = str(err).splitlines()
+    return lines[0] if lines else ''
+
+
 def file_sha256(path: str) -> str:
     """SHA-256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -118,7 +124,7 @@ def _verify(path: str, wrapper: torch.nn.Module,
         try:
             got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
         except Exception as err:  # onnxruntime raises its own exception types
-            return f'{h}x{w}: onnxruntime failed: {str(err).splitlines()[0]}'
+            return f'{h}x{w}: onnxruntime failed: {_first_line(err)}'
         if got.shape != ref.shape:
             return f'{h}x{w}: output shape {got.shape}, PyTorch {ref.shape}'
         diff = float(np.abs(got - ref).max())
@@ -195,7 +201,7 @@ def export_onnx(config: str,
                 _export_to(wrapper, example, tmp, opset, True, exporter)
                 failure = _verify(tmp, wrapper, [crop_hw, second])
             except Exception as err:  # any exporter error: fall back to the fixed crop
-                failure = f'export failed: {type(err).__name__}: {str(err).splitlines()[0]}'
+                failure = f'export failed: {type(err).__name__}: {_first_line(err)}'
             if failure:
                 warnings.warn(f'{config}: dynamic-shape ONNX export failed ({failure}); '
                               f'exporting the fixed crop {crop_hw}')
@@ -211,7 +217,7 @@ def export_onnx(config: str,
                         '`--exporter dynamo`)' if exporter == 'torchscript' else '')
                 raise RuntimeError(f'{config}: ONNX export of the fixed crop {crop_hw} with '
                                    f'the {exporter} exporter failed: {type(err).__name__}: '
-                                   f'{str(err).splitlines()[0]}{hint}') from err
+                                   f'{_first_line(err)}{hint}') from err
             bad = _verify(tmp, wrapper, [crop_hw])
             if bad:
                 raise RuntimeError(f'{config}: the ONNX export does not match PyTorch: {bad}')

@@ -4,6 +4,7 @@ file, and an output folder holding a previous run (refused; with overwrite, only
 run's own files removed). Files are written with PIL or by hand, not by the project's writers."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -49,6 +50,12 @@ def test_work_dir_resolves_through_last_checkpoint(tmp_path, monkeypatch):
     assert resolve_checkpoint(str(work)) == str(work / 'iter_553.pth')
     (work / 'last_checkpoint').write_text('work_dirs/fv0_cpu/iter_553.pth')  # from the cwd
     assert resolve_checkpoint('work_dirs/fv0_cpu') == 'work_dirs/fv0_cpu/iter_553.pth'
+    # a copy of the work dir whose last_checkpoint still names the original's existing file
+    copy = tmp_path / 'copy'
+    copy.mkdir()
+    (copy / 'iter_553.pth').write_bytes(b'copy')
+    (copy / 'last_checkpoint').write_text(str(work / 'iter_553.pth'))
+    assert resolve_checkpoint(str(copy)) == str(copy / 'iter_553.pth')
     (work / 'last_checkpoint').write_text(str(work / 'iter_999.pth'))
     with pytest.raises(FileNotFoundError, match="names '.*iter_999.pth', which is not a file"):
         resolve_checkpoint(str(work))
@@ -169,6 +176,28 @@ def test_overwrite_keeps_files_it_did_not_write(tmp_path):
     (out / 'areas.csv').write_text('name,score\nx,1\n')
     with pytest.raises(FileExistsError, match='areas.csv: its columns'):
         prepare_output_folder(str(out), overwrite=True)
+
+
+@pytest.mark.skipif(os.name == 'nt', reason='symbolic links need privileges on Windows')
+@pytest.mark.parametrize('linked', ['masks/sub', 'masks'])
+def test_overwrite_never_follows_a_symbolic_link(tmp_path, linked):
+    """A record listing 'sub/x' must not remove victim/x.png through a linked masks/sub (or a
+    linked masks/), although the path masks/sub/x.png resolves to it."""
+    out, victim = tmp_path / 'out', tmp_path / 'victim'
+    victim.mkdir()
+    (victim / 'x.png').write_bytes(b'keep')
+    (victim / 'sub').mkdir()
+    (victim / 'sub' / 'x.png').write_bytes(b'keep')
+    _previous_run(out, ['sub/x'])
+    link = out / linked
+    shutil.rmtree(link)
+    os.symlink(victim, link, target_is_directory=True)
+    assert os.path.exists(out / 'masks' / 'sub' / 'x.png')  # the removal path would resolve
+    with pytest.raises(FileExistsError, match=f'{linked}: a symbolic link'):
+        prepare_output_folder(str(out), overwrite=True)
+    assert (victim / 'x.png').read_bytes() == b'keep'
+    assert (victim / 'sub' / 'x.png').read_bytes() == b'keep'
+    assert (out / 'report.json').exists()
 
 
 def test_overwrite_after_an_interrupted_run(tmp_path):

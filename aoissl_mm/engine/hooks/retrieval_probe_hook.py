@@ -22,9 +22,9 @@ class RetrievalProbeHook(Hook):
     state restored afterwards), its memory is built from ``memory_dataloader``
     (labelled images) and ``query_dataloader`` (other labelled images) is
     scored with dataset-level IoU per class. ``probe/mIoU`` and
-    ``probe/IoU.<class>`` go to the message hub (logged with the training
-    scalars, written to the visualizer's backends); the per-class line goes to
-    the log. Keep both loaders small (a few images, small crops): the probe
+    ``probe/IoU.<class>`` go to the message hub and to the visualizer's
+    backends (``scalars.json``, TensorBoard), at the probed iteration; the
+    per-class line goes to the log. Keep both loaders small (a few images, small crops): the probe
     runs inside training.
 
     Args:
@@ -66,6 +66,7 @@ class RetrievalProbeHook(Hook):
         self.query_dataloader = query_dataloader
         self.interval = None if interval is None else int(interval)
         self._last_probed_iter = -1
+        self._trained_here = False
         self.seg_kwargs = dict(k=k, threshold=threshold, beta=beta, aggregation=aggregation)
         self.mean, self.std = mean, std
         self._loaders = None
@@ -129,6 +130,11 @@ class RetrievalProbeHook(Hook):
         scores = self.probe(runner)
         for key, value in scores.items():
             runner.message_hub.update_scalar(f'probe/{key}', value)
+        # mmengine's LogProcessor collects only train/ and val/ keys of the message hub: the
+        # probe's scalars go to the visualizer's backends (scalars.json, TensorBoard) here
+        visualizer = getattr(runner, 'visualizer', None)
+        if visualizer is not None:
+            visualizer.add_scalars({f'probe/{k}': v for k, v in scores.items()}, step=done_iters)
         table = ', '.join(f'{k} {v:.2f}' for k, v in scores.items())
         print_log(f'retrieval probe at iter {done_iters}: {table}', logger='current',
                   level=logging.INFO)
@@ -136,12 +142,14 @@ class RetrievalProbeHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         """Probe every ``interval`` iterations and after the last one."""
         periodic = self.interval is not None and self.every_n_train_iters(runner, self.interval)
+        self._trained_here = True
         if periodic or self.is_last_train_iter(runner):
             self._last_probed_iter = runner.iter + 1
             self._run(runner, runner.iter + 1)
 
     def after_train(self, runner) -> None:
         """Probe the final weights when training stopped before ``max_iters`` (a time budget)."""
-        if runner.iter > 0 and self._last_probed_iter != runner.iter:
+        # not after a --resume of a finished run, which trains no iteration in this process
+        if self._trained_here and self._last_probed_iter != runner.iter:
             self._last_probed_iter = runner.iter
             self._run(runner, runner.iter)

@@ -105,6 +105,7 @@ def test_probe_is_in_the_paper_protocol_ssl_configs():
     (3, 6, [3, 6]),          # stopped right after a probe: not probed twice
     (None, 100, [100]),      # max_iters reached: the last iteration's probe, none after it
     (4, 100, list(range(4, 101, 4))),
+    (None, 0, []),           # --resume of a finished run: no iteration here, no probe
 ])
 def test_probe_schedule_and_final_probe(interval, stop_after, expected):
     from aoissl_mm.engine.hooks import RetrievalProbeHook
@@ -115,6 +116,6 @@ def test_probe_schedule_and_final_probe(interval, stop_after, expected):
     for i in range(stop_after):  # mmengine's IterBasedTrainLoop: runner.iter counts done iters
         runner.iter = i
         hook.after_train_iter(runner, i)
-    runner.iter = stop_after
+    runner.iter = stop_after if stop_after else 100
     hook.after_train(runner)
     assert calls == expected

@@ -92,6 +92,9 @@ def test_train_loss_falls_and_checkpoint_loads(name, backbone, iters, pretrain_r
     assert len(losses) == iters
     (log, ) = glob.glob(osp.join(work, '*', '*.log'))
     assert f'retrieval probe at iter {iters}: IoU.wire' in open(log).read()
+    (scalars, ) = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
+    probes = [r for r in map(json.loads, open(scalars)) if 'probe/mIoU' in r]
+    assert len(probes) == 1 and probes[0]['step'] == iters, probes
     # measured here (seeded run), mean of the first vs last 5: ViT 1.22 -> 0.63 (30 iterations),
     # FasterViT 0.87 -> 0.67 (20)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
