@@ -8,7 +8,6 @@ seed, so two checkpoints differ only by their weights.
 """
 import csv
 import io
-import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -112,6 +111,8 @@ def mae_heldout_loss(config: str,
                          f'{crops_per_image} and {batch_size}')
     if not checkpoints:
         raise ValueError('no checkpoint given')
+    if len(set(checkpoints)) != len(checkpoints):
+        raise ValueError(f'a checkpoint is given twice: {list(checkpoints)}')
     cfg = load_config(config, cfg_options)
     if cfg.model.get('type') != 'MaskTokenMAE':
         raise TypeError(f'{config}: model type {cfg.model.get("type")!r}; the held-out '
@@ -144,5 +145,5 @@ def write_mae_loss_csv(path: str, results: Dict[str, float]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(['checkpoint', 'heldout_loss'])
     for ckpt, loss in results.items():
-        writer.writerow([osp.basename(ckpt), f'{loss:.6f}'])
+        writer.writerow([ckpt, f'{loss:.6f}'])
     atomic_write_text(path, buffer.getvalue())

@@ -35,7 +35,8 @@ import socket
 import uuid
 from typing import IO, Any, Iterator, List
 
-__all__ = ['atomic_path', 'atomic_open', 'atomic_write_text', 'fsync_dir', 'temporary_name',
+__all__ = ['atomic_path', 'atomic_open', 'atomic_write_text', 'fsync_dir', 'fsync_file',
+           'temporary_name',
            'remove_stale_temporaries']
 
 # .<name>.<host>-<pid>.<8 hex>.tmp<ext>
@@ -75,7 +76,8 @@ def fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: str) -> None:
+def fsync_file(path: str) -> None:
+    """``fsync`` a file's bytes to disk (through a writable descriptor: Windows needs one)."""
     fd = os.open(path, os.O_RDWR)  # Windows refuses fsync on a read-only descriptor
     try:
         os.fsync(fd)
@@ -109,7 +111,7 @@ def atomic_path(path: str, keep_extension: bool = True, durable: bool = True) ->
     try:
         yield tmp
         if durable:
-            _fsync_file(tmp)
+            fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -78,6 +78,8 @@ def test_errors_name_the_config_and_checkpoint(constant_images, tmp_path):
     with pytest.raises(TypeError, match='fastervit0_upernet_aoi_cpu.py.*MaskTokenMAE'):
         mae_heldout_loss(osp.join(ROOT, 'configs', 'fastervit0_upernet_aoi_cpu.py'), ['x.pth'],
                          constant_images)
+    with pytest.raises(ValueError, match='given twice'):
+        mae_heldout_loss(CONFIG, ['x.pth', 'x.pth'], constant_images)
     with pytest.raises(ValueError, match='crops_per_image'):
         mae_heldout_loss(CONFIG, ['x.pth'], constant_images, crops_per_image=0)
     bad = str(tmp_path / 'other.pth')
@@ -94,5 +96,5 @@ def test_tool_sorts_by_iteration_and_writes_csv(constant_images, tmp_path, monke
     runpy.run_path(osp.join(ROOT, 'tools', 'mae_loss.py'), run_name='__main__')
     rows = open(out).read().splitlines()
     assert rows[0] == 'checkpoint,heldout_loss'
-    assert [r.split(',')[0] for r in rows[1:]] == ['iter_20.pth', 'iter_200.pth']
+    assert [r.split(',')[0] for r in rows[1:]] == ckpts[::-1]  # full paths, by iteration
     assert 'iter_20.pth' in capsys.readouterr().out

@@ -292,7 +292,12 @@ class PatchMemory:
         if len(self) == 0:
             raise ValueError(f'refusing to save an empty memory (0 entries) to {directory}: it '
                              'could not label anything; add labelled images first')
-        if self._unverified is not None and osp.isdir(self._unverified):
+        if self._unverified is not None:
+            if not osp.isdir(self._unverified):
+                raise FileNotFoundError(
+                    f'this memory was loaded with verify=False from {self._unverified}, which no '
+                    f'longer exists, so its data cannot be checked before it is saved to '
+                    f'{directory}; load a verified copy (verify=True) and save that')
             verify_memory_files(self._unverified)
             self._unverified = None
         self.finalize()

@@ -30,6 +30,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from ...utils.atomic_io import fsync_dir, fsync_file
 from .bitpack import packed_size
 from .index_base import SearchIndex
 
@@ -121,7 +122,11 @@ def write_memory_dir(directory: str, shards: List[Tuple[SearchIndex, Iterable[np
         doc = dict(format=FORMAT_NAME, format_version=FORMAT_VERSION, **info, shards=entries)
         with open(osp.join(tmp, MEMORY_FILE), 'w') as f:
             json.dump(doc, f, indent=2)
+        for file in os.listdir(tmp):  # every byte on disk before the new name is
+            fsync_file(osp.join(tmp, file))
+        fsync_dir(tmp)
         _replace_dir(tmp, directory)
+        fsync_dir(parent)  # the rename survives a power loss
     except BaseException:
         with contextlib.suppress(OSError):
             shutil.rmtree(tmp)

@@ -73,6 +73,13 @@ def test_unverified_memory_is_verified_before_it_is_saved_again(tmp_path):
         memory.save(str(path))
     assert {f: (path / f).read_bytes() for f in os.listdir(path)} == before
     assert os.listdir(tmp_path) == ['mem']
+    # its source gone: nothing to check it against, so it is not saved anywhere
+    moved = tmp_path / 'moved'
+    os.rename(path, moved)
+    with pytest.raises(FileNotFoundError, match='loaded with verify=False from .*mem, which no '
+                       'longer exists'):
+        memory.save(str(tmp_path / 'elsewhere'))
+    assert sorted(os.listdir(tmp_path)) == ['moved']
 
 
 def test_format_1_memory_without_checksums_loads_with_a_warning(tmp_path):
