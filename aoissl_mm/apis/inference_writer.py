@@ -15,7 +15,13 @@ import numpy as np
 import torch
 
 from ..datasets.io import write_multilabel_mask
-from ..utils.atomic_io import _TEMPORARY_RE, atomic_write_text, remove_stale_temporaries
+from ..utils.atomic_io import (
+    _TEMPORARY_RE,
+    atomic_write_text,
+    other_process_alive,
+    remove_stale_temporaries,
+    this_host,
+)
 from .inference_inputs import AOIResult, InputsType
 
 OUTPUT_DIRS = ('masks', 'overlays')
@@ -64,6 +70,19 @@ def previous_outputs(out_dir: str) -> List[str]:
 def _not_ours(path: str, why: str) -> FileExistsError:
     return FileExistsError(f'{path}: {why}, so it was not written by tools/infer.py and is kept; '
                            'choose another --out, or move it away')
+
+
+def _refuse_a_live_run(out_dir: str) -> None:
+    """FileExistsError when another live tools/infer.py process is writing to ``out_dir``."""
+    try:
+        with open(osp.join(out_dir, IN_PROGRESS), encoding='utf-8') as f:
+            record = json.load(f)
+        host, pid = str(record['host']), int(record['pid'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no record, or one without its writer: nothing to wait for
+    if other_process_alive(host, pid):
+        raise FileExistsError(f'--out {out_dir}: another tools/infer.py run (pid {pid} on '
+                              f'{host}) is writing there; wait for it or choose another --out')
 
 
 def _previous_stems(out_dir: str) -> Set[str]:
@@ -122,6 +141,7 @@ def prepare_output_folder(out_dir: str, overwrite: bool = False,
     found = previous_outputs(out_dir) if osp.isdir(out_dir) else []
     if not found:
         return []
+    _refuse_a_live_run(out_dir)
     if not overwrite:
         raise FileExistsError(
             f'--out {out_dir}: holds the outputs of a previous run ({", ".join(found)}), which '
@@ -208,7 +228,8 @@ def write_inference_outputs(inferencer: Any,
     items, failures = inferencer.collect_inputs(inputs, strict=False, skipped=skipped)
     prepare_output_folder(out_dir, overwrite)
     atomic_write_text(osp.join(out_dir, IN_PROGRESS), json.dumps(
-        dict(planned=[stem for stem, _ in items]), indent=1) + '\n')
+        dict(host=this_host(), pid=os.getpid(), planned=[stem for stem, _ in items]),
+        indent=1) + '\n')
     visualizer = None
     if overlay:
         from mmseg.structures import SegDataSample  # noqa: F401  (registers mmseg types)

@@ -36,7 +36,7 @@ import uuid
 from typing import IO, Any, Iterator, List
 
 __all__ = ['atomic_path', 'atomic_open', 'atomic_write_text', 'fsync_dir', 'fsync_file',
-           'temporary_name',
+           'other_process_alive', 'this_host', 'temporary_name',
            'remove_stale_temporaries']
 
 # .<name>.<host>-<pid>.<8 hex>.tmp<ext>
@@ -161,6 +161,21 @@ def _pid_alive(pid: int) -> bool:
     except (OSError, OverflowError):  # someone else's process (PermissionError), or unknown
         return True
     return True
+
+
+def this_host() -> str:
+    """This machine's host name as written into temporary names and run records."""
+    return _host()
+
+
+def other_process_alive(host: str, pid: int) -> bool:
+    """Whether ``pid`` on ``host`` is another live process of this machine.
+
+    False for this process, for another host (it cannot be told from here) and
+    for a pid that no longer exists; True where it cannot be ruled out (someone
+    else's process, Windows).
+    """
+    return host == _host() and pid != os.getpid() and _pid_alive(pid)
 
 
 def remove_stale_temporaries(folder: str) -> List[str]:

@@ -200,6 +200,29 @@ def test_overwrite_never_follows_a_symbolic_link(tmp_path, linked):
     assert (out / 'report.json').exists()
 
 
+def test_overwrite_refuses_a_folder_another_live_run_writes(tmp_path):
+    """The in-progress record names its writer: a live process (here a sleeping child of
+    this test) keeps --overwrite away; once it has exited, the folder is replaced."""
+    import subprocess
+    import sys
+
+    from aoissl_mm.utils.atomic_io import this_host
+    out = tmp_path / 'out'
+    _previous_run(out, ['a'], report=False, csv=False)
+    child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (out / '.infer_in_progress.json').write_text(json.dumps(
+            dict(host=this_host(), pid=child.pid, planned=['a'])))
+        with pytest.raises(FileExistsError, match=f'another tools/infer.py run \\(pid '
+                           f'{child.pid} on'):
+            prepare_output_folder(str(out), overwrite=True)
+        assert (out / 'masks' / 'a.png').exists()
+    finally:
+        child.kill()
+        child.wait()
+    assert len(prepare_output_folder(str(out), overwrite=True)) == 3  # 2 PNGs + the record
+
+
 def test_overwrite_after_an_interrupted_run(tmp_path):
     out = tmp_path / 'out'
     _previous_run(out, ['a', 'b'], report=False, csv=False)  # killed before the CSV
