@@ -8,7 +8,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..datasets.io import IMG_EXTENSIONS, AOIDataError, scan_buffer_pairs, split_buffer_stem
+from ..datasets.io import (
+    AOIDataError,
+    no_pairs_error,
+    scan_buffer_pairs,
+    split_buffer_stem,
+    unpaired_error,
+)
 
 PathPair = Tuple[str, str]
 InputType = Union[str, os.PathLike, PathPair, np.ndarray]
@@ -90,12 +96,11 @@ def collect_inputs(inputs: InputsType, strict: bool = True,
                 for note in notes:
                     warnings.warn(f"{note['file']}: {note['reason']}", InferenceWarning)
             if strict and found:
-                raise AOIDataError(f"{found[0]['file']}: {found[0]['reason']}")
+                raise unpaired_error(found)
             if not pairs and not found:
-                hint = (f'; sub-folders named like label folders are not searched: '
-                        f'{", ".join(n["file"] for n in notes)}' if notes else '')
-                raise AOIDataError(f'no <stem>_buffer0/<stem>_buffer1 image pairs found in '
-                                   f'{entry} (extensions {", ".join(IMG_EXTENSIONS)}){hint}')
+                raise no_pairs_error(str(entry), (
+                    f'; sub-folders named like label folders are not searched: '
+                    f'{", ".join(n["file"] for n in notes)}' if notes else ''))
             problems += found
             items += [(stem, (p0, p1)) for stem, p0, p1 in pairs]
         elif isinstance(entry, (str, os.PathLike)) and osp.isfile(entry):

@@ -386,4 +386,3 @@ class AOIInferencer:
         """
         items, _ = self.collect_inputs(inputs, strict=True)
         return list(self.iter_results(items, batch_size, progress))
-

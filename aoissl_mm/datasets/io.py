@@ -145,11 +145,21 @@ def find_buffer_pairs(folder: str, recursive: bool = False) -> List[Tuple[str, s
     """
     pairs, problems = scan_buffer_pairs(folder, recursive)
     if problems:
-        raise AOIDataError(f"{problems[0]['file']}: {problems[0]['reason']}")
+        raise unpaired_error(problems)
     if not pairs:
-        raise AOIDataError(f'no <stem>_buffer0/<stem>_buffer1 image pairs found in {folder} '
-                           f'(extensions {", ".join(IMG_EXTENSIONS)})')
+        raise no_pairs_error(folder)
     return pairs
+
+
+def unpaired_error(problems: Sequence[Dict[str, str]]) -> AOIDataError:
+    """The error for the first problem :func:`scan_buffer_pairs` found (names the file)."""
+    return AOIDataError(f"{problems[0]['file']}: {problems[0]['reason']}")
+
+
+def no_pairs_error(folder: str, hint: str = '') -> AOIDataError:
+    """The error for a folder without any buffer pair (names it and the extensions read)."""
+    return AOIDataError(f'no <stem>_buffer0/<stem>_buffer1 image pairs found in {folder} '
+                        f'(extensions {", ".join(IMG_EXTENSIONS)}){hint}')
 
 
 def read_image(path: str) -> np.ndarray:

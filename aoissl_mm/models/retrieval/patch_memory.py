@@ -30,7 +30,12 @@ from torch import Tensor
 
 from .bitpack import pack_bits, packed_size, unpack_bits
 from .index_base import ArrayLike, SearchIndex, as_float32_rows, sort_results
-from .patch_memory_io import load_memory, verify_memory_files, write_memory_dir
+from .patch_memory_io import (
+    empty_memory_error,
+    load_memory,
+    verify_memory_files,
+    write_memory_dir,
+)
 
 __all__ = ['PatchMemory']
 
@@ -289,9 +294,8 @@ class PatchMemory:
         ``verify=False`` has its source files verified first, so that a
         corrupted file is never re-saved under new checksums.
         """
-        if len(self) == 0:
-            raise ValueError(f'refusing to save an empty memory (0 entries) to {directory}: it '
-                             'could not label anything; add labelled images first')
+        if len(self) == 0:  # before finalize(): an IVF index cannot be trained on nothing
+            raise empty_memory_error(directory)
         if self._unverified is not None:
             if not osp.isdir(self._unverified):
                 raise FileNotFoundError(

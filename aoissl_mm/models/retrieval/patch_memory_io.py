@@ -93,6 +93,12 @@ def _replace_dir(tmp: str, directory: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def empty_memory_error(directory: str) -> ValueError:
+    """The refusal to save a memory of 0 entries to ``directory``."""
+    return ValueError(f'refusing to save an empty memory (0 entries) to {directory}: it could '
+                      'not label anything; add labelled images first')
+
+
 def write_memory_dir(directory: str, shards: List[Tuple[SearchIndex, Iterable[np.ndarray], int]],
                      info: dict, nbytes: int) -> None:
     """Write shards (index, packed-value blocks, count) and ``memory.json`` atomically.
@@ -102,8 +108,7 @@ def write_memory_dir(directory: str, shards: List[Tuple[SearchIndex, Iterable[np
     """
     directory = osp.abspath(directory)
     if sum(int(count) for _, _, count in shards) == 0:
-        raise ValueError(f'refusing to save an empty memory (0 entries) to {directory}: it '
-                         'could not label anything; add labelled images first')
+        raise empty_memory_error(directory)
     parent, name = osp.split(directory)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{name}.tmp-', dir=parent)
